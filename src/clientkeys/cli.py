@@ -1,0 +1,205 @@
+"""The `clientkeys` command line: serve the API and manage organizations, projects and tokens."""
+
+from __future__ import annotations
+
+import os
+import shlex
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from sqlite_utils import Database
+
+from clientkeys import __version__, db, repository
+from clientkeys.config import PREFIX, Settings, SettingsError
+from clientkeys.errors import ClientKeysError
+
+F = TypeVar("F", bound=Callable[..., Any])
+DEMO_ORG, DEMO_PROJECT = "demo", "demo-project"
+
+
+def database_option(func: F) -> F:
+    """`--database`, shared by every command that touches the store."""
+    return click.option(
+        "--database", "-d", type=click.Path(dir_okay=False, path_type=Path), default=None,
+        help=f"SQLite file. [env: {PREFIX}DATABASE; default: ./clientkeys.db]",
+    )(func)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment with the given flags on top; a bad value is a usage error."""
+    try:
+        return Settings.from_env(**overrides)
+    except SettingsError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+@contextmanager
+def store(database: Path | None) -> Iterator[Database]:
+    """An open, migrated database; domain errors become clean CLI errors."""
+    path = load_settings(database=database).database
+    try:
+        db.init_db(path)
+        with db.connect(path) as conn:
+            yield conn
+    except db.DatabaseUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
+    except ClientKeysError as exc:
+        raise click.ClickException(exc.detail) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="clientkeys")
+def main() -> None:
+    """clientkeys: Sentry's Project Client Keys API, served from its OpenAPI contract."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
+@click.option("--port", "-p", default=8000, show_default=True, type=int, help="Port to bind.")
+@database_option
+@click.option("--public-url", default=None,
+              help=f"URL clients reach the server at, e.g. behind a proxy. [env: {PREFIX}PUBLIC_URL;"
+                   " default: from each request's Host header]")
+@click.option("--ingest-url", default=None,
+              help=f"Base of every DSN URL. [env: {PREFIX}INGEST_URL; default: the public URL]")
+@click.option("--cdn-url", default=None,
+              help=f"JS SDK loader base URL. [env: {PREFIX}CDN_URL; default: <ingest URL>/js-sdk-loader/]")
+@click.option("--workers", "-w", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Worker processes.")
+@click.option("--validate-responses/--no-validate-responses", default=None,
+              help=f"Check every response against the spec. [env: {PREFIX}VALIDATE_RESPONSES; default: on]")
+@click.option("--demo", is_flag=True, help="Create demo data first (see `clientkeys demo`).")
+@click.option("--log-level", default="info", show_default=True,
+              type=click.Choice(["critical", "error", "warning", "info", "debug"]))
+def serve(host: str, port: int, database: Path | None, public_url: str | None,
+          ingest_url: str | None, cdn_url: str | None, workers: int,
+          validate_responses: bool | None, demo: bool, log_level: str) -> None:
+    """Serve the API with uvicorn."""
+    import uvicorn
+
+    settings = load_settings(database=database, public_url=public_url, ingest_url=ingest_url,
+                             cdn_url=cdn_url, validate_responses=validate_responses)
+    with store(settings.database) as conn:
+        if demo:
+            _print_demo(conn, settings.public_url or f"http://{host}:{port}")
+    # Workers build their app from the environment: hand them the resolved settings there.
+    os.environ.update(settings_env(settings))
+    uvicorn.run("clientkeys.app:create_app", factory=True, host=host, port=port,
+                workers=workers, log_level=log_level)
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The `CLIENTKEYS_*` variables that recreate these settings in another process."""
+    env = {}
+    for name, value in vars(settings).items():
+        if value is None:
+            continue
+        if isinstance(value, tuple):
+            value = ",".join(value)
+        env[PREFIX + name.upper()] = str(value).lower() if isinstance(value, bool) else str(value)
+    return env
+
+
+@main.command("init-db")
+@database_option
+def init_db(database: Path | None) -> None:
+    """Create the database or apply pending migrations."""
+    with store(database) as conn:
+        applied = [m.name for m in db.migrations.applied(conn)]
+    click.echo(f"Database ready ({len(applied)} migrations applied).")
+
+
+@main.group()
+def org() -> None:
+    """Manage organizations."""
+
+
+@org.command("create")
+@click.argument("slug")
+@click.option("--name", default=None, help="Display name. [default: the slug]")
+@database_option
+def org_create(slug: str, name: str | None, database: Path | None) -> None:
+    """Create an organization."""
+    with store(database) as conn:
+        row = repository.insert_organization(conn, slug, name)
+    click.echo(f"Created organization {row['slug']} (id {row['id']}).")
+
+
+@org.command("list")
+@database_option
+def org_list(database: Path | None) -> None:
+    """List organizations."""
+    with store(database) as conn:
+        for row in repository.list_organizations(conn):
+            click.echo(f"{row['id']}\t{row['slug']}\t{row['name']}")
+
+
+@main.group()
+def project() -> None:
+    """Manage projects."""
+
+
+@project.command("create")
+@click.argument("slug")
+@click.option("--org", "organization", required=True, help="Organization slug or id.")
+@click.option("--name", default=None, help="Display name. [default: the slug]")
+@database_option
+def project_create(slug: str, organization: str, name: str | None, database: Path | None) -> None:
+    """Create a project with its first client key, labelled "Default"."""
+    with store(database) as conn:
+        row = repository.insert_project(conn, organization, slug, name)
+    click.echo(f"Created project {row['organization_slug']}/{row['slug']} (id {row['id']}) "
+               'with its "Default" key.')
+
+
+@main.group()
+def token() -> None:
+    """Manage API tokens."""
+
+
+@token.command("create")
+@click.option("--org", "organization", default=None,
+              help="Organization slug or id the token works for (optional for --superuser).")
+@click.option("--scopes", default="project:read,project:write,project:admin", show_default=True,
+              help="Comma-separated scopes from project:read, project:write, project:admin.")
+@click.option("--superuser", is_flag=True,
+              help="Works across organizations, sees internal keys and their useCase.")
+@click.option("--label", default="", help="A note to recognise the token by.")
+@database_option
+def token_create(organization: str | None, scopes: str, superuser: bool, label: str,
+                 database: Path | None) -> None:
+    """Create a token and print it. It is stored only as a hash: copy it now."""
+    with store(database) as conn:
+        plain, row = repository.insert_token(conn, organization, scopes.split(","),
+                                             superuser=superuser, label=label)
+    click.echo(plain)
+    click.echo(f"(scopes: {row['scopes']}; shown once, stored only as a hash)", err=True)
+
+
+@main.command()
+@database_option
+@click.option("--url", default="http://127.0.0.1:8000", show_default=True,
+              help="Server URL to show in the example command.")
+def demo(database: Path | None, url: str) -> None:
+    """Create a demo organization, project and admin token; print a curl command."""
+    with store(database) as conn:
+        _print_demo(conn, url)
+
+
+def _print_demo(conn: Database, url: str) -> None:
+    try:
+        repository.get_organization(conn, DEMO_ORG)
+        note = "Demo data already present; here is a new token for it."
+    except ClientKeysError:
+        repository.insert_organization(conn, DEMO_ORG, "Demo Organization")
+        repository.insert_project(conn, DEMO_ORG, DEMO_PROJECT, "Demo Project")
+        note = f"Created organization {DEMO_ORG!r} and project {DEMO_PROJECT!r}."
+    plain, _ = repository.insert_token(conn, DEMO_ORG, repository.SCOPES, label="demo")
+    keys_url = f"{url.rstrip('/')}/api/0/projects/{DEMO_ORG}/{DEMO_PROJECT}/keys/"
+    click.echo(note)
+    click.echo(f"Token (all project scopes, shown once): {plain}")
+    click.echo("List the keys:")
+    click.echo(f"  curl -i -H {shlex.quote('Authorization: Bearer ' + plain)} {keys_url}")

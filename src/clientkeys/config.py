@@ -1,0 +1,112 @@
+"""Settings: one frozen dataclass, read once from `CLIENTKEYS_*` variables or CLI flags."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+PREFIX = "CLIENTKEYS_"
+SPEC_DIR = Path(__file__).resolve().parents[2] / "spec"
+SDK_VERSIONS = ("latest", "7.x", "6.x", "5.x", "4.x")
+
+
+class SettingsError(ValueError):
+    """A setting has a value that cannot be used; the message names it."""
+
+
+def _url(name: str, value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise SettingsError(f"{PREFIX}{name.upper()} must be an http(s) URL, got {value!r}")
+    return value.rstrip("/")
+
+
+def _bool(name: str, value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{PREFIX}{name.upper()} must be true or false, got {value!r}")
+
+
+def _positive_int(name: str, value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise SettingsError(f"{PREFIX}{name.upper()} must be a positive integer, got {value!r}")
+    return number
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the server can be told; each field is `CLIENTKEYS_<FIELD>` in the environment."""
+
+    database: Path = Path("clientkeys.db")
+    spec_dir: Path = SPEC_DIR
+    validate_responses: bool = True
+    public_url: str | None = None
+    """The URL clients reach this server at (behind a proxy); default: from each request's Host."""
+    ingest_url: str | None = None
+    """The base of every DSN URL; default: the public URL."""
+    cdn_url: str | None = None
+    """Where the JS SDK loader lives; default: `<ingest URL>/js-sdk-loader/`."""
+    per_page: int = 100
+    max_per_page: int = 100
+    max_body_bytes: int = 65536
+    browser_sdk_version: str = "7.x"
+    browser_sdk_choices: tuple[str, ...] = field(default=("latest", "7.x"))
+
+    def __post_init__(self) -> None:
+        if self.max_per_page > 100:
+            raise SettingsError(f"{PREFIX}MAX_PER_PAGE cannot exceed 100, got {self.max_per_page}")
+        if not 1 <= self.per_page <= self.max_per_page:
+            raise SettingsError(
+                f"{PREFIX}PER_PAGE must be between 1 and {PREFIX}MAX_PER_PAGE "
+                f"({self.max_per_page}), got {self.per_page}"
+            )
+        if self.browser_sdk_version not in SDK_VERSIONS:
+            raise SettingsError(
+                f"{PREFIX}BROWSER_SDK_VERSION must be one of {', '.join(SDK_VERSIONS)}"
+            )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read `CLIENTKEYS_*` from `environ` (default: the process environment).
+
+        Keyword overrides that are not None win over the environment (the CLI passes its flags).
+        """
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for name, cast in _CASTS.items():
+            raw = environ.get(PREFIX + name.upper())
+            if raw is not None and raw != "":
+                values[name] = cast(name, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
+
+
+_CASTS: dict[str, Callable[[str, str], Any]] = {
+    "database": lambda _n, v: Path(v),
+    "spec_dir": lambda _n, v: Path(v).resolve(),
+    "validate_responses": _bool,
+    "public_url": _url,
+    "ingest_url": _url,
+    "cdn_url": lambda n, v: _url(n, v) + "/",
+    "per_page": _positive_int,
+    "max_per_page": _positive_int,
+    "max_body_bytes": _positive_int,
+    "browser_sdk_version": lambda _n, v: v,
+    "browser_sdk_choices": lambda _n, v: tuple(c.strip() for c in v.split(",") if c.strip()),
+}

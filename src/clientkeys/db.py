@@ -1,0 +1,113 @@
+"""The SQLite connection lifecycle: connect with pragmas, migrations, short write transactions."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+migrations = Migrations("clientkeys")
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The database file cannot be opened or written; the message says which and why."""
+
+
+def connect(path: Path | str) -> Database:
+    """Open one connection: WAL journal, a busy timeout, foreign keys on."""
+    try:
+        conn = sqlite3.connect(str(path), timeout=10, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout = 10000")
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA synchronous = NORMAL")
+    except sqlite3.Error as exc:
+        raise DatabaseUnavailable(f"cannot open database {str(path)!r}: {exc}") from exc
+    return Database(conn, execute_plugins=False)
+
+
+def init_db(path: Path | str) -> None:
+    """Create the file if needed, switch it to WAL and apply pending migrations."""
+    db = connect(path)
+    try:
+        if str(path) != ":memory:":
+            db.execute("PRAGMA journal_mode = WAL")
+        migrate(db)
+    except sqlite3.Error as exc:
+        raise DatabaseUnavailable(f"cannot write database {str(path)!r}: {exc}") from exc
+    finally:
+        db.close()
+
+
+def migrate(db: Database) -> None:
+    """Apply every pending schema migration."""
+    migrations.apply(db)
+
+
+@contextmanager
+def write(db: Database) -> Iterator[Database]:
+    """A short write transaction that takes the write lock up front (no upgrade deadlocks)."""
+    db.conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.conn.execute("ROLLBACK")
+        raise
+    else:
+        db.conn.execute("COMMIT")
+
+
+@migrations()
+def m001_initial(db: Database) -> None:
+    db.execute(
+        """CREATE TABLE organizations (
+            id INTEGER PRIMARY KEY,
+            slug TEXT NOT NULL UNIQUE,
+            name TEXT NOT NULL,
+            date_created TEXT NOT NULL
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE projects (
+            id INTEGER PRIMARY KEY,
+            organization_id INTEGER NOT NULL REFERENCES organizations(id),
+            slug TEXT NOT NULL,
+            name TEXT NOT NULL,
+            date_created TEXT NOT NULL,
+            UNIQUE (organization_id, slug)
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE tokens (
+            id INTEGER PRIMARY KEY,
+            token_hash TEXT NOT NULL UNIQUE,
+            organization_id INTEGER REFERENCES organizations(id),
+            scopes TEXT NOT NULL,
+            is_superuser INTEGER NOT NULL DEFAULT 0,
+            label TEXT NOT NULL DEFAULT '',
+            date_created TEXT NOT NULL
+        )"""
+    )
+    # AUTOINCREMENT: a deleted key's id is never reused, so cursors stay meaningful.
+    db.execute(
+        """CREATE TABLE keys (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            project_id INTEGER NOT NULL REFERENCES projects(id),
+            label TEXT NOT NULL,
+            public_key TEXT NOT NULL UNIQUE,
+            secret_key TEXT NOT NULL UNIQUE,
+            status INTEGER NOT NULL DEFAULT 0,
+            use_case TEXT NOT NULL DEFAULT 'user',
+            rate_limit_count INTEGER,
+            rate_limit_window INTEGER,
+            data TEXT NOT NULL DEFAULT '{}',
+            date_added TEXT NOT NULL
+        )"""
+    )
+    # The keyset page query walks (project_id, id) backwards: its cost does not grow with
+    # the number of keys a project has. The status filter gets its own ordered index.
+    db.execute("CREATE INDEX keys_by_project ON keys (project_id, id)")
+    db.execute("CREATE INDEX keys_by_project_status ON keys (project_id, status, id)")

@@ -1,0 +1,57 @@
+"""What every handler needs from the current request: settings, the project, URLs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from connexion import request
+from sqlite_utils import Database
+
+from clientkeys import auth, repository
+from clientkeys.config import Settings
+from clientkeys.repository import Row
+from clientkeys.serializers import KeyContext
+
+
+def settings() -> Settings:
+    """The running app's settings."""
+    return auth.settings_of(request)
+
+
+def base_url() -> str:
+    """This server's URL as the client reached it: the configured public URL, else Host."""
+    configured = settings().public_url
+    if configured:
+        return configured
+    url = request.url
+    return f"{url.scheme}://{url.netloc}"
+
+
+def absolute_path() -> str:
+    """The request's path as an absolute URL (for Link headers)."""
+    return base_url() + request.url.path
+
+
+def query_items() -> list[tuple[str, str]]:
+    """The request's query string as ordered pairs."""
+    return list(request.query_params.multi_items())
+
+
+def project_for(database: Database, organization: str, project: str, token: dict[str, Any]) -> Row:
+    """The project named in the path, if the token may use it: 404 first, then 403."""
+    row = repository.get_project(database, organization, project)
+    auth.check_organization(token, row["organization_id"])
+    return row
+
+
+def key_context(token: dict[str, Any]) -> KeyContext:
+    """How keys render for this request and token."""
+    current = settings()
+    ingest = current.ingest_url or base_url()
+    return KeyContext(
+        ingest_url=ingest,
+        cdn_url=current.cdn_url or f"{ingest}/js-sdk-loader/",
+        browser_sdk_version=current.browser_sdk_version,
+        browser_sdk_choices=current.browser_sdk_choices,
+        include_use_case=bool(token.get("is_superuser")),
+    )

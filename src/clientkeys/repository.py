@@ -1,0 +1,300 @@
+"""Plain functions over the SQLite store. They raise domain errors, never HTTP responses."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import secrets
+import sqlite3
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlite_utils import Database
+
+from clientkeys import db as database
+from clientkeys.errors import BadRequest, Conflict, FieldErrors, NotFound
+from clientkeys.petnames import petname
+
+SCOPES = ("project:read", "project:write", "project:admin")
+ACTIVE, INACTIVE = 0, 1
+DEFAULT_LOADER_OPTIONS = {"hasPerformance": True, "hasReplay": True}
+SLUG = re.compile(r"^(?![0-9]+$)[a-z0-9_-]{1,50}$")
+TOKEN_PREFIX = "sntrys_"
+
+Row = dict[str, Any]
+
+
+def now() -> str:
+    """The current time in UTC, ISO 8601 with microseconds and a `Z`, as Sentry writes it."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _one(db: Database, sql: str, params: Sequence[Any]) -> Row | None:
+    cursor = db.execute(sql, params)
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    return dict(zip([c[0] for c in cursor.description], row, strict=True))
+
+
+def _all(db: Database, sql: str, params: Sequence[Any]) -> list[Row]:
+    cursor = db.execute(sql, params)
+    names = [c[0] for c in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def _by_ref(ref: str) -> tuple[str, Any]:
+    """A path segment that is all digits names an id; anything else a slug."""
+    return ("id", int(ref)) if ref.isdigit() and len(ref) < 19 else ("slug", ref)
+
+
+def check_slug(slug: str, what: str) -> str:
+    """Sentry's slug rule: lowercase letters, digits, `-` and `_`, not all digits, <= 50."""
+    if not SLUG.match(slug):
+        raise BadRequest(
+            f"Invalid {what} slug {slug!r}: use 1-50 lowercase letters, digits, '-' or '_', "
+            "not only digits."
+        )
+    return slug
+
+
+# Organizations ---------------------------------------------------------------------------
+
+
+def insert_organization(db: Database, slug: str, name: str | None = None) -> Row:
+    """Create an organization; Conflict if the slug is taken."""
+    check_slug(slug, "organization")
+    try:
+        with database.write(db):
+            cursor = db.execute(
+                "INSERT INTO organizations (slug, name, date_created) VALUES (?, ?, ?)",
+                [slug, name or slug, now()],
+            )
+    except sqlite3.IntegrityError:
+        raise Conflict(f"An organization with the slug {slug!r} already exists.") from None
+    return get_organization(db, str(cursor.lastrowid))
+
+
+def get_organization(db: Database, ref: str) -> Row:
+    """An organization by id or slug; NotFound otherwise."""
+    column, value = _by_ref(ref)
+    row = _one(db, f"SELECT * FROM organizations WHERE {column} = ?", [value])
+    if row is None:
+        raise NotFound(f"No organization {ref!r}.")
+    return row
+
+
+def list_organizations(db: Database) -> list[Row]:
+    """Every organization, oldest first."""
+    return _all(db, "SELECT * FROM organizations ORDER BY id", [])
+
+
+# Projects ------------------------------------------------------------------------------
+
+
+def insert_project(db: Database, organization_ref: str, slug: str, name: str | None = None) -> Row:
+    """Create a project with its first key, labelled "Default", as Sentry does."""
+    check_slug(slug, "project")
+    organization = get_organization(db, organization_ref)
+    try:
+        with database.write(db):
+            cursor = db.execute(
+                "INSERT INTO projects (organization_id, slug, name, date_created) "
+                "VALUES (?, ?, ?, ?)",
+                [organization["id"], slug, name or slug, now()],
+            )
+            project_id = cursor.lastrowid
+            _insert_key(db, project_id, label="Default")
+    except sqlite3.IntegrityError:
+        raise Conflict(
+            f"The organization {organization['slug']!r} already has a project {slug!r}."
+        ) from None
+    return get_project(db, str(organization["id"]), str(project_id))
+
+
+def get_project(db: Database, organization_ref: str, project_ref: str) -> Row:
+    """A project by organization and project id-or-slug, with its organization's fields."""
+    org_column, org_value = _by_ref(organization_ref)
+    project_column, project_value = _by_ref(project_ref)
+    row = _one(
+        db,
+        "SELECT p.*, o.slug AS organization_slug FROM projects p "
+        "JOIN organizations o ON o.id = p.organization_id "
+        f"WHERE o.{org_column} = ? AND p.{project_column} = ?",
+        [org_value, project_value],
+    )
+    if row is None:
+        raise NotFound()
+    return row
+
+
+# Tokens --------------------------------------------------------------------------------
+
+
+def hash_token(token: str) -> str:
+    """Tokens are stored only as this hash."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def check_scopes(scopes: Iterable[str]) -> list[str]:
+    """Known scope names, deduplicated in canonical order; BadRequest names an unknown one."""
+    wanted = {s.strip() for s in scopes if s.strip()}
+    unknown = sorted(wanted - set(SCOPES))
+    if unknown:
+        raise BadRequest(f"Unknown scope {unknown[0]!r}; choose from {', '.join(SCOPES)}.")
+    if not wanted:
+        raise BadRequest(f"A token needs at least one scope from {', '.join(SCOPES)}.")
+    return [s for s in SCOPES if s in wanted]
+
+
+def insert_token(
+    db: Database,
+    organization_ref: str | None,
+    scopes: Iterable[str],
+    *,
+    superuser: bool = False,
+    label: str = "",
+    token: str | None = None,
+) -> tuple[str, Row]:
+    """Create a token; returns the plain token (shown once) and its stored row."""
+    checked = check_scopes(scopes)
+    organization_id = None
+    if organization_ref is not None:
+        organization_id = get_organization(db, organization_ref)["id"]
+    elif not superuser:
+        raise BadRequest("A token that is not a superuser token needs an organization.")
+    token = token or TOKEN_PREFIX + secrets.token_hex(32)
+    with database.write(db):
+        cursor = db.execute(
+            "INSERT INTO tokens (token_hash, organization_id, scopes, is_superuser, label, "
+            "date_created) VALUES (?, ?, ?, ?, ?, ?)",
+            [hash_token(token), organization_id, " ".join(checked), int(superuser), label, now()],
+        )
+    row = _one(db, "SELECT * FROM tokens WHERE id = ?", [cursor.lastrowid])
+    assert row is not None
+    return token, row
+
+
+def find_token(db: Database, token: str) -> Row | None:
+    """The stored token for a plain token, or None."""
+    return _one(db, "SELECT * FROM tokens WHERE token_hash = ?", [hash_token(token)])
+
+
+# Keys ----------------------------------------------------------------------------------
+
+
+def _insert_key(
+    db: Database,
+    project_id: int | None,
+    *,
+    label: str | None = None,
+    public: str | None = None,
+    secret: str | None = None,
+    rate_limit: tuple[int, int] | None = None,
+    use_case: str = "user",
+) -> int:
+    data = {"dynamicSdkLoaderOptions": dict(DEFAULT_LOADER_OPTIONS)}
+    count, window = rate_limit or (None, None)
+    cursor = db.execute(
+        "INSERT INTO keys (project_id, label, public_key, secret_key, status, use_case, "
+        "rate_limit_count, rate_limit_window, data, date_added) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            project_id,
+            label or petname(),
+            public or secrets.token_hex(16),
+            secret or secrets.token_hex(16),
+            ACTIVE,
+            use_case,
+            count,
+            window,
+            json.dumps(data),
+            now(),
+        ],
+    )
+    assert cursor.lastrowid is not None
+    return cursor.lastrowid
+
+
+def insert_key(
+    db: Database,
+    project_id: int,
+    *,
+    name: str | None = None,
+    public: str | None = None,
+    secret: str | None = None,
+    rate_limit: Mapping[str, Any] | None = None,
+    use_case: str = "user",
+) -> Row:
+    """Create a key. A rate limit is stored only when both count and window are non-zero."""
+    for field, value in (("public", public), ("secret", secret)):
+        column = f"{field}_key"
+        if value and _one(db, f"SELECT 1 FROM keys WHERE {column} = ?", [value]):
+            raise FieldErrors({field: [f"A client key with this {field} key already exists."]})
+    limit = None
+    if rate_limit and rate_limit.get("count") and rate_limit.get("window"):
+        limit = (rate_limit["count"], rate_limit["window"])
+    try:
+        with database.write(db):
+            key_id = _insert_key(
+                db, project_id, label=name, public=public, secret=secret, rate_limit=limit,
+                use_case=use_case,
+            )
+    except sqlite3.IntegrityError:  # a concurrent insert took the same explicit key
+        raise FieldErrors({"public": ["A client key with this public key already exists."]}) from None
+    row = _one(db, "SELECT * FROM keys WHERE id = ?", [key_id])
+    assert row is not None
+    return row
+
+
+def _visibility(include_internal: bool) -> str:
+    return "" if include_internal else " AND use_case = 'user'"
+
+
+def get_key(db: Database, project_id: int, public_key: str, *, include_internal: bool) -> Row:
+    """A key of the project by its public key; internal keys only when asked; else NotFound."""
+    row = _one(
+        db,
+        f"SELECT * FROM keys WHERE project_id = ? AND public_key = ?{_visibility(include_internal)}",
+        [project_id, public_key],
+    )
+    if row is None:
+        raise NotFound()
+    return row
+
+
+def list_keys(
+    db: Database,
+    project_id: int,
+    *,
+    bound: float | None,
+    ascending: bool,
+    offset: int,
+    limit: int,
+    status: int | None = None,
+    include_internal: bool = False,
+) -> list[Row]:
+    """One keyset slice of a project's keys: id <= bound newest first, or id >= bound oldest
+    first; `status` narrows to active or inactive keys."""
+    where = "project_id = ?" + _visibility(include_internal)
+    params: list[Any] = [project_id]
+    if status is not None:
+        where += " AND status = ?"
+        params.append(status)
+    if bound is not None:
+        where += " AND id >= ?" if ascending else " AND id <= ?"
+        params.append(bound)
+    order = "ASC" if ascending else "DESC"
+    return _all(
+        db,
+        f"SELECT * FROM keys WHERE {where} ORDER BY id {order} LIMIT ? OFFSET ?",
+        [*params, limit, offset],
+    )
+
+
+def key_data(row: Row) -> dict[str, Any]:
+    """The key's loader settings (`dynamicSdkLoaderOptions`, `browserSdkVersion`)."""
+    data: dict[str, Any] = json.loads(row["data"])
+    return data

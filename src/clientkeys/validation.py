@@ -1,0 +1,151 @@
+"""Connexion validators that keep the spec's checks but speak Sentry's error messages.
+
+Plugged in through Connexion's `validator_map`: the spec still decides what is valid; these
+classes only decide how a failure reads (Sentry's field-error dicts and `detail` messages),
+and they compile each schema once instead of once per request.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncGenerator, Iterator
+from typing import Any
+
+from connexion.json_schema import Draft4RequestValidator
+from connexion.lifecycle import ConnexionRequest
+from connexion.validators import JSONRequestBodyValidator, ParameterValidator
+from jsonschema import Draft4Validator, ValidationError
+from starlette.types import Scope
+
+from clientkeys import pagination
+from clientkeys.errors import (
+    BadRequest,
+    ClientKeysError,
+    FieldErrors,
+    UnsupportedMediaType,
+    field_errors,
+)
+
+_PY_TYPES = {"string": "Not a valid string.", "integer": "A valid integer is required.",
+             "boolean": "Must be a valid boolean.", "number": "A valid number is required."}
+_EMPTY = object()
+"""What `_parse` returns for a request without a body (distinct from a JSON `null`)."""
+
+
+def _expected_dict(instance: Any) -> str:
+    return f"Invalid data. Expected a dictionary, but got {type(instance).__name__}."
+
+
+def _messages(error: ValidationError) -> Iterator[tuple[tuple[str, ...], str]]:
+    """Sentry's (DRF's) wording for one JSON Schema failure, with the field path it names."""
+    path = tuple(str(p) for p in error.absolute_path)
+    keyword, value, instance = error.validator, error.validator_value, error.instance
+    if keyword == "anyOf" and error.context:
+        # The first alternative is the real type ("" is only an alias for null there).
+        first = [e for e in error.context if e.schema_path and e.schema_path[0] == 0]
+        for sub in first or error.context[:1]:
+            yield from _messages(sub)
+        return
+    if keyword == "type" and instance is None:
+        yield path, "This field may not be null."
+    elif keyword == "type" and value == "object":
+        yield (*path, "non_field_errors"), _expected_dict(instance)
+    elif keyword == "type":
+        yield path, _PY_TYPES.get(str(value), f"Expected {value}.")
+    elif keyword == "maxLength":
+        yield path, f"Ensure this field has no more than {value} characters."
+    elif keyword == "minimum":
+        yield path, f"Ensure this value is greater than or equal to {value}."
+    elif keyword == "maximum":
+        yield path, f"Ensure this value is less than or equal to {value}."
+    elif keyword == "enum":
+        yield path, f'"{instance}" is not a valid choice.'
+    elif keyword == "required":
+        yield (*path, _missing(error)), "This field is required."
+    elif keyword == "pattern" and isinstance(instance, str) and "\x00" in instance:
+        yield path, "Null characters are not allowed."
+    elif keyword == "pattern":
+        yield path, "This value does not match the required pattern."
+    else:
+        yield path, error.message
+
+
+def _missing(error: ValidationError) -> str:
+    """The property a `required` failure names."""
+    required = error.validator_value
+    present = error.instance if isinstance(error.instance, dict) else {}
+    return next((str(name) for name in required if name not in present), str(required[0]))
+
+
+def _odd_characters(body: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], str]]:
+    """Strings SQLite and Sentry refuse: NUL bytes and lone surrogates (from `\\ud800` escapes)."""
+    if isinstance(body, dict):
+        for name, value in body.items():
+            yield from _odd_characters(value, (*path, str(name)))
+    elif isinstance(body, str):
+        if "\x00" in body:
+            yield path, "Null characters are not allowed."
+        surrogate = next((c for c in body if "\ud800" <= c <= "\udfff"), None)
+        if surrogate is not None:
+            yield path, f"Surrogate characters are not allowed: U+{ord(surrogate):X}."
+
+
+class SentryJSONBodyValidator(JSONRequestBodyValidator):  # type: ignore[misc]
+    """JSON bodies: Sentry's parse errors and field-error dicts; an empty body is `{}`."""
+
+    _compiled: dict[int, Draft4Validator] = {}
+
+    @property
+    def _validator(self) -> Draft4Validator:
+        key = id(self._schema)
+        validator = self._compiled.get(key)
+        if validator is None:
+            validator = Draft4RequestValidator(
+                self._schema, format_checker=Draft4Validator.FORMAT_CHECKER
+            )
+            self._compiled[key] = validator
+        return validator
+
+    async def _parse(self, stream: AsyncGenerator[bytes, None], scope: Scope) -> Any:
+        raw = b"".join([chunk async for chunk in stream])
+        if not raw:
+            return _EMPTY
+        if not any(name == b"content-type" for name, _ in scope["headers"]):
+            raise UnsupportedMediaType('Unsupported media type "" in request.')
+        try:
+            return json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            raise BadRequest(f"JSON parse error - {exc}") from None
+
+    def _validate(self, body: Any) -> dict[str, Any] | None:
+        if body is _EMPTY:
+            return None
+        if not isinstance(body, dict):
+            message = "No data provided" if body is None else _expected_dict(body)
+            raise FieldErrors({"non_field_errors": [message]})
+        pairs = [m for e in self._validator.iter_errors(body) for m in _messages(e)]
+        pairs += list(_odd_characters(body))
+        if pairs:
+            raise FieldErrors(field_errors(pairs))
+        return None
+
+
+class SentryParameterValidator(ParameterValidator):  # type: ignore[misc]
+    """Query parameters: Sentry's messages for `cursor` and `per_page`."""
+
+    def validate_query_parameter(self, param: dict[str, Any], request: ConnexionRequest) -> Any:
+        error = super().validate_query_parameter(param, request)
+        if not error:
+            return None
+        name = param["name"]
+        if name == "cursor":
+            return pagination.INVALID_CURSOR
+        if name == "per_page":
+            maximum = param.get("schema", {}).get("maximum", 100)
+            try:
+                pagination.check_per_page(int(request.query_params.get(name)), maximum)
+            except (TypeError, ValueError):
+                return pagination.INVALID_PER_PAGE
+            except ClientKeysError as exc:
+                return exc.detail
+        return error
