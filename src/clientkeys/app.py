@@ -60,8 +60,12 @@ def create_app(settings: Settings | None = None) -> FlaskApp:
         swagger_ui_options=SwaggerUIOptions(serve_spec=True, swagger_ui=False),
     )
     errors.install(app, load_spec(settings.spec_dir))
-    app.add_middleware(BodyLimitMiddleware, position=MiddlewarePosition.BEFORE_SWAGGER,
-                       max_bytes=settings.max_body_bytes)
-    app.add_middleware(SettingsMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION,
-                       settings=settings)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        position=MiddlewarePosition.BEFORE_SWAGGER,
+        max_bytes=settings.max_body_bytes,
+    )
+    app.add_middleware(
+        SettingsMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION, settings=settings
+    )
     return app

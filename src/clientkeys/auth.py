@@ -72,8 +72,9 @@ class SentryBearerHandler(BearerSecurityHandler):  # type: ignore[misc]
             # Each scope alternative of an operation calls this; look the token up once.
             info: TokenInfo | None = request.scope.get(_CACHE)
             if info is None:
-                info = info_func(token_from_header(request.headers.get("Authorization")),
-                                 request=request)
+                info = info_func(
+                    token_from_header(request.headers.get("Authorization")), request=request
+                )
                 if info is None:
                     raise NotAuthenticated(INVALID)
                 request.scope[_CACHE] = info

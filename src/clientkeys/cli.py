@@ -23,7 +23,10 @@ DEMO_ORG, DEMO_PROJECT = "demo", "demo-project"
 def database_option(func: F) -> F:
     """`--database`, shared by every command that touches the store."""
     return click.option(
-        "--database", "-d", type=click.Path(dir_okay=False, path_type=Path), default=None,
+        "--database",
+        "-d",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
         help=f"SQLite file. [env: {PREFIX}DATABASE; default: ./clientkeys.db]",
     )(func)
 
@@ -60,35 +63,77 @@ def main() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
 @click.option("--port", "-p", default=8000, show_default=True, type=int, help="Port to bind.")
 @database_option
-@click.option("--public-url", default=None,
-              help=f"URL clients reach the server at, e.g. behind a proxy. [env: {PREFIX}PUBLIC_URL;"
-                   " default: from each request's Host header]")
-@click.option("--ingest-url", default=None,
-              help=f"Base of every DSN URL. [env: {PREFIX}INGEST_URL; default: the public URL]")
-@click.option("--cdn-url", default=None,
-              help=f"JS SDK loader base URL. [env: {PREFIX}CDN_URL; default: <ingest URL>/js-sdk-loader/]")
-@click.option("--workers", "-w", default=1, show_default=True, type=click.IntRange(min=1),
-              help="Worker processes.")
-@click.option("--validate-responses/--no-validate-responses", default=None,
-              help=f"Check every response against the spec. [env: {PREFIX}VALIDATE_RESPONSES; default: on]")
+@click.option(
+    "--public-url",
+    default=None,
+    help=f"URL clients reach the server at, e.g. behind a proxy. [env: {PREFIX}PUBLIC_URL;"
+    " default: from each request's Host header]",
+)
+@click.option(
+    "--ingest-url",
+    default=None,
+    help=f"Base of every DSN URL. [env: {PREFIX}INGEST_URL; default: the public URL]",
+)
+@click.option(
+    "--cdn-url",
+    default=None,
+    help=f"JS SDK loader base URL. [env: {PREFIX}CDN_URL; default: <ingest URL>/js-sdk-loader/]",
+)
+@click.option(
+    "--workers",
+    "-w",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Worker processes.",
+)
+@click.option(
+    "--validate-responses/--no-validate-responses",
+    default=None,
+    help=f"Check every response against the spec. [env: {PREFIX}VALIDATE_RESPONSES; default: on]",
+)
 @click.option("--demo", is_flag=True, help="Create demo data first (see `clientkeys demo`).")
-@click.option("--log-level", default="info", show_default=True,
-              type=click.Choice(["critical", "error", "warning", "info", "debug"]))
-def serve(host: str, port: int, database: Path | None, public_url: str | None,
-          ingest_url: str | None, cdn_url: str | None, workers: int,
-          validate_responses: bool | None, demo: bool, log_level: str) -> None:
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+)
+def serve(
+    host: str,
+    port: int,
+    database: Path | None,
+    public_url: str | None,
+    ingest_url: str | None,
+    cdn_url: str | None,
+    workers: int,
+    validate_responses: bool | None,
+    demo: bool,
+    log_level: str,
+) -> None:
     """Serve the API with uvicorn."""
     import uvicorn
 
-    settings = load_settings(database=database, public_url=public_url, ingest_url=ingest_url,
-                             cdn_url=cdn_url, validate_responses=validate_responses)
+    settings = load_settings(
+        database=database,
+        public_url=public_url,
+        ingest_url=ingest_url,
+        cdn_url=cdn_url,
+        validate_responses=validate_responses,
+    )
     with store(settings.database) as conn:
         if demo:
             _print_demo(conn, settings.public_url or f"http://{host}:{port}")
     # Workers build their app from the environment: hand them the resolved settings there.
     os.environ.update(settings_env(settings))
-    uvicorn.run("clientkeys.app:create_app", factory=True, host=host, port=port,
-                workers=workers, log_level=log_level)
+    uvicorn.run(
+        "clientkeys.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+    )
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -151,8 +196,10 @@ def project_create(slug: str, organization: str, name: str | None, database: Pat
     """Create a project with its first client key, labelled "Default"."""
     with store(database) as conn:
         row = repository.insert_project(conn, organization, slug, name)
-    click.echo(f"Created project {row['organization_slug']}/{row['slug']} (id {row['id']}) "
-               'with its "Default" key.')
+    click.echo(
+        f"Created project {row['organization_slug']}/{row['slug']} (id {row['id']}) "
+        'with its "Default" key.'
+    )
 
 
 @main.group()
@@ -161,28 +208,45 @@ def token() -> None:
 
 
 @token.command("create")
-@click.option("--org", "organization", default=None,
-              help="Organization slug or id the token works for (optional for --superuser).")
-@click.option("--scopes", default="project:read,project:write,project:admin", show_default=True,
-              help="Comma-separated scopes from project:read, project:write, project:admin.")
-@click.option("--superuser", is_flag=True,
-              help="Works across organizations, sees internal keys and their useCase.")
+@click.option(
+    "--org",
+    "organization",
+    default=None,
+    help="Organization slug or id the token works for (optional for --superuser).",
+)
+@click.option(
+    "--scopes",
+    default="project:read,project:write,project:admin",
+    show_default=True,
+    help="Comma-separated scopes from project:read, project:write, project:admin.",
+)
+@click.option(
+    "--superuser",
+    is_flag=True,
+    help="Works across organizations, sees internal keys and their useCase.",
+)
 @click.option("--label", default="", help="A note to recognise the token by.")
 @database_option
-def token_create(organization: str | None, scopes: str, superuser: bool, label: str,
-                 database: Path | None) -> None:
+def token_create(
+    organization: str | None, scopes: str, superuser: bool, label: str, database: Path | None
+) -> None:
     """Create a token and print it. It is stored only as a hash: copy it now."""
     with store(database) as conn:
-        plain, row = repository.insert_token(conn, organization, scopes.split(","),
-                                             superuser=superuser, label=label)
+        plain, row = repository.insert_token(
+            conn, organization, scopes.split(","), superuser=superuser, label=label
+        )
     click.echo(plain)
     click.echo(f"(scopes: {row['scopes']}; shown once, stored only as a hash)", err=True)
 
 
 @main.command()
 @database_option
-@click.option("--url", default="http://127.0.0.1:8000", show_default=True,
-              help="Server URL to show in the example command.")
+@click.option(
+    "--url",
+    default="http://127.0.0.1:8000",
+    show_default=True,
+    help="Server URL to show in the example command.",
+)
 def demo(database: Path | None, url: str) -> None:
     """Create a demo organization, project and admin token; print a curl command."""
     with store(database) as conn:

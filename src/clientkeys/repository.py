@@ -239,11 +239,18 @@ def insert_key(
     try:
         with database.write(db):
             key_id = _insert_key(
-                db, project_id, label=name, public=public, secret=secret, rate_limit=limit,
+                db,
+                project_id,
+                label=name,
+                public=public,
+                secret=secret,
+                rate_limit=limit,
                 use_case=use_case,
             )
     except sqlite3.IntegrityError:  # a concurrent insert took the same explicit key
-        raise FieldErrors({"public": ["A client key with this public key already exists."]}) from None
+        raise FieldErrors(
+            {"public": ["A client key with this public key already exists."]}
+        ) from None
     row = _one(db, "SELECT * FROM keys WHERE id = ?", [key_id])
     assert row is not None
     return row
@@ -255,11 +262,9 @@ def _visibility(include_internal: bool) -> str:
 
 def get_key(db: Database, project_id: int, public_key: str, *, include_internal: bool) -> Row:
     """A key of the project by its public key; internal keys only when asked; else NotFound."""
-    row = _one(
-        db,
-        f"SELECT * FROM keys WHERE project_id = ? AND public_key = ?{_visibility(include_internal)}",
-        [project_id, public_key],
-    )
+    visible = _visibility(include_internal)
+    sql = f"SELECT * FROM keys WHERE project_id = ? AND public_key = ?{visible}"
+    row = _one(db, sql, [project_id, public_key])
     if row is None:
         raise NotFound()
     return row

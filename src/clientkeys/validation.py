@@ -26,8 +26,12 @@ from clientkeys.errors import (
     field_errors,
 )
 
-_PY_TYPES = {"string": "Not a valid string.", "integer": "A valid integer is required.",
-             "boolean": "Must be a valid boolean.", "number": "A valid number is required."}
+_PY_TYPES = {
+    "string": "Not a valid string.",
+    "integer": "A valid integer is required.",
+    "boolean": "Must be a valid boolean.",
+    "number": "A valid number is required.",
+}
 _EMPTY = object()
 """What `_parse` returns for a request without a body (distinct from a JSON `null`)."""
 

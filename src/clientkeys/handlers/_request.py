@@ -29,7 +29,8 @@ def base_url() -> str:
 
 def absolute_path() -> str:
     """The request's path as an absolute URL (for Link headers)."""
-    return base_url() + request.url.path
+    path: str = request.url.path
+    return base_url() + path
 
 
 def query_items() -> list[tuple[str, str]]:

@@ -33,8 +33,13 @@ def list_a_projects_client_keys(
         project = project_for(database, organization_slug, project_slug, token_info)
         page = pagination.fetch_page(
             lambda bound, ascending, offset, size: repository.list_keys(
-                database, project["id"], bound=bound, ascending=ascending, offset=offset,
-                limit=size, include_internal=internal,
+                database,
+                project["id"],
+                bound=bound,
+                ascending=ascending,
+                offset=offset,
+                limit=size,
+                include_internal=internal,
             ),
             position,
             limit,

@@ -1,0 +1,59 @@
+# The Makefile is the manual: every routine action is a target. `make help` lists them.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+PORT   ?= 8000
+SPEC   := spec/openapi.json
+
+.DEFAULT_GOAL := help
+.PHONY: help install run serve test unit lint fmt spec fuzz db smoke clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install clientkeys with its test tools
+
+run: install ## Set up, create demo data (printed) and serve on http://127.0.0.1:$(PORT)
+	$(BIN)/clientkeys serve --demo --port $(PORT)
+
+serve: install ## Serve without creating demo data
+	$(BIN)/clientkeys serve --port $(PORT)
+
+db: install ## Create the database or apply pending migrations
+	$(BIN)/clientkeys init-db
+
+test: install lint spec ## Set up and run everything: lint, spec check, the whole suite
+	$(BIN)/pytest -n 2
+
+unit: install ## Run the test suite only
+	$(BIN)/pytest -n 2
+
+lint: install ## ruff format --check, ruff check, mypy
+	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests
+	$(BIN)/mypy
+
+fmt: install ## Format the code
+	$(BIN)/ruff format src tests
+	$(BIN)/ruff check --fix src tests
+
+spec: install ## Validate the OpenAPI document
+	$(BIN)/openapi-spec-validator $(SPEC)
+
+fuzz: install ## A longer Schemathesis run (CONTRACT_EXAMPLES=500)
+	CONTRACT_EXAMPLES=500 $(BIN)/pytest -m fuzz -p no:randomly
+
+smoke: ## Install without test tools in a scratch venv and run --help
+	rm -rf /tmp/clientkeys-smoke && $(PYTHON) -m venv /tmp/clientkeys-smoke
+	/tmp/clientkeys-smoke/bin/python -m pip install --quiet .
+	/tmp/clientkeys-smoke/bin/clientkeys --help
+
+clean: ## Remove the virtual environment and caches
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

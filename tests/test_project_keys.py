@@ -1,0 +1,197 @@
+"""The list and create operations, as a Sentry client sees them."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+import pytest
+from conftest import Api, World, assert_error
+
+from clientkeys.app import create_app
+from clientkeys.config import Settings
+
+HEX32 = re.compile(r"^[a-f0-9]{32}$")
+DSN_FIELDS = {
+    "secret", "public", "csp", "security", "minidump", "nel", "unreal", "crons", "cdn",
+    "playstation", "integration", "otlp_traces", "otlp_logs",
+}  # fmt: skip
+
+
+def test_new_project_lists_its_default_key(api: Api) -> None:
+    response = api.list()
+    assert response.status_code == 200
+    [key] = response.json()
+    assert key["name"] == key["label"] == "Default"
+    assert key["id"] == key["public"] and HEX32.match(key["public"])
+    assert HEX32.match(key["secret"]) and key["secret"] != key["public"]
+    assert key["projectId"] == api.world.project["id"]
+    assert key["isActive"] is True and key["rateLimit"] is None
+
+
+def test_list_is_newest_first(api: Api) -> None:
+    names = ["first", "second", "third"]
+    for name in names:
+        assert api.create({"name": name}).status_code == 201
+    assert [k["name"] for k in api.list().json()] == ["third", "second", "first", "Default"]
+
+
+def test_list_accepts_numeric_ids_for_organization_and_project(api: Api, world: World) -> None:
+    org_id, project_id = world.project["organization_id"], world.project["id"]
+    by_id = api.list(org=str(org_id), project=str(project_id))
+    assert by_id.status_code == 200
+    assert by_id.json() == api.list().json()
+
+
+def test_create_returns_201_with_the_full_key(api: Api) -> None:
+    response = api.create({"name": "hello world", "rateLimit": {"count": 10, "window": 60}})
+    assert response.status_code == 201
+    key = response.json()
+    assert key["name"] == key["label"] == "hello world"
+    assert key["rateLimit"] == {"window": 60, "count": 10}
+    assert key["dynamicSdkLoaderOptions"] == {
+        "hasReplay": True, "hasPerformance": True, "hasDebug": False,
+        "hasFeedback": False, "hasLogsAndMetrics": False,
+    }  # fmt: skip
+    assert key["browserSdkVersion"] == "7.x"
+    assert key["browserSdk"] == {"choices": [["latest", "latest"], ["7.x", "7.x"]]}
+    assert set(key["dsn"]) == DSN_FIELDS
+    assert "useCase" not in key
+    created = datetime.strptime(key["dateCreated"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    assert abs((datetime.now(UTC) - created).total_seconds()) < 60
+    assert key in api.list().json()
+
+
+def test_dsn_urls_follow_sentrys_templates(api: Api) -> None:
+    key = api.create({}).json()
+    k, s, p = key["public"], key["secret"], key["projectId"]
+    e = "http://testserver"
+    assert key["dsn"] == {
+        "secret": f"http://{k}:{s}@testserver/{p}",
+        "public": f"http://{k}@testserver/{p}",
+        "csp": f"{e}/api/{p}/csp-report/?sentry_key={k}",
+        "security": f"{e}/api/{p}/security/?sentry_key={k}",
+        "minidump": f"{e}/api/{p}/minidump/?sentry_key={k}",
+        "nel": f"{e}/api/{p}/nel/?sentry_key={k}",
+        "unreal": f"{e}/api/{p}/unreal/{k}/",
+        "crons": f"{e}/api/{p}/cron/___MONITOR_SLUG___/{k}/",
+        "cdn": f"{e}/js-sdk-loader/{k}.min.js",
+        "playstation": f"{e}/api/{p}/playstation/?sentry_key={k}",
+        "integration": f"{e}/api/{p}/integration/",
+        "otlp_traces": f"{e}/api/{p}/integration/otlp/v1/traces",
+        "otlp_logs": f"{e}/api/{p}/integration/otlp/v1/logs",
+    }
+
+
+def test_dsn_urls_use_the_configured_ingest_and_cdn_urls(settings: Settings, world: World) -> None:
+    configured = settings.replace(
+        ingest_url="https://o1.ingest.example.com/relay", cdn_url="https://cdn.example.com/"
+    )
+    with create_app(configured).test_client() as client:
+        [key] = client.get("/api/0/projects/acme/web/keys/", headers=world.headers()).json()
+    k, p = key["public"], key["projectId"]
+    assert key["dsn"]["public"] == f"https://{k}@o1.ingest.example.com/relay/{p}"
+    assert key["dsn"]["csp"] == f"https://o1.ingest.example.com/relay/api/{p}/csp-report/?sentry_key={k}"
+    assert key["dsn"]["cdn"] == f"https://cdn.example.com/{k}.min.js"
+
+
+@pytest.mark.parametrize("body", [None, {}, {"name": None}, {"name": ""}])
+def test_create_without_a_name_generates_a_two_word_label(api: Api, body: object) -> None:
+    response = api.create(body)
+    assert response.status_code == 201
+    name = response.json()["name"]
+    assert re.match(r"^[A-Z][a-z]+ [A-Z][a-z]+$", name), name
+
+
+def test_name_of_64_characters_is_kept(api: Api) -> None:
+    assert api.create({"name": "n" * 64}).json()["name"] == "n" * 64
+
+
+def test_name_over_64_characters_is_400_and_writes_nothing(api: Api, world: World) -> None:
+    before = world.key_count()
+    body = assert_error(api.create({"name": "n" * 65}), 400)
+    assert body == {"name": ["Ensure this field has no more than 64 characters."]}
+    assert world.key_count() == before
+
+
+@pytest.mark.parametrize(
+    ("limit", "stored"),
+    [
+        ({"count": 10, "window": 60}, {"window": 60, "count": 10}),
+        ({"count": 0, "window": 60}, None),
+        ({"count": 10, "window": 0}, None),
+        ({"count": None, "window": 60}, None),
+        ({"count": "", "window": ""}, None),
+    ],
+)
+def test_rate_limit_is_stored_only_when_both_values_are_non_zero(
+    api: Api, limit: dict[str, object], stored: object
+) -> None:
+    response = api.create({"rateLimit": limit})
+    assert response.status_code == 201
+    assert response.json()["rateLimit"] == stored
+
+
+@pytest.mark.parametrize(
+    ("body", "errors"),
+    [
+        ({"rateLimit": {"count": 10}}, {"rateLimit": {"window": ["This field is required."]}}),
+        ({"rateLimit": {"window": 5}}, {"rateLimit": {"count": ["This field is required."]}}),
+        ({"rateLimit": None}, {"rateLimit": ["This field may not be null."]}),
+        (
+            {"rateLimit": "often"},
+            {"rateLimit": {"non_field_errors": ["Invalid data. Expected a dictionary, but got str."]}},
+        ),
+        (
+            {"rateLimit": {"count": -1, "window": 60}},
+            {"rateLimit": {"count": ["Ensure this value is greater than or equal to 0."]}},
+        ),
+        (
+            {"rateLimit": {"count": 1, "window": 86401}},
+            {"rateLimit": {"window": ["Ensure this value is less than or equal to 86400."]}},
+        ),
+        (
+            {"rateLimit": {"count": "ten", "window": 60}},
+            {"rateLimit": {"count": ["A valid integer is required."]}},
+        ),
+        ({"name": 5}, {"name": ["Not a valid string."]}),
+        ({"public": "ABC"}, {"public": ["This value does not match the required pattern."]}),
+        ({"secret": "g" * 32}, {"secret": ["This value does not match the required pattern."]}),
+        ({"useCase": "spam"}, {"useCase": ['"spam" is not a valid choice.']}),
+    ],
+)
+def test_invalid_fields_are_400_with_sentrys_field_errors(
+    api: Api, world: World, body: object, errors: object
+) -> None:
+    before = world.key_count()
+    assert assert_error(api.create(body), 400) == errors
+    assert world.key_count() == before
+
+
+def test_explicit_public_and_secret_are_used(api: Api) -> None:
+    key = api.create({"public": "a" * 32, "secret": "b" * 32}).json()
+    assert (key["id"], key["public"], key["secret"]) == ("a" * 32, "a" * 32, "b" * 32)
+
+
+@pytest.mark.parametrize("field", ["public", "secret"])
+def test_an_explicit_key_that_exists_is_400_not_a_crash(api: Api, world: World, field: str) -> None:
+    assert api.create({field: "c" * 32}).status_code == 201
+    before = world.key_count()
+    body = assert_error(api.create({field: "c" * 32}), 400)
+    assert body == {field: [f"A client key with this {field} key already exists."]}
+    assert world.key_count() == before
+
+
+def test_unknown_fields_are_ignored(api: Api) -> None:
+    response = api.create({"name": "x", "isActive": False, "whatever": [1]})
+    assert response.status_code == 201
+    assert response.json()["isActive"] is True
+
+
+def test_use_case_is_ignored_for_regular_tokens(api: Api, world: World) -> None:
+    key = api.create({"useCase": "profiling"}).json()
+    row = world.store.execute(
+        "SELECT use_case FROM keys WHERE public_key = ?", [key["public"]]
+    ).fetchone()
+    assert row[0] == "user"
+    assert "useCase" not in key
