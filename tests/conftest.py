@@ -88,9 +88,7 @@ class Api:
 
     def list(self, who: str = "admin", **kwargs: Any) -> Any:
         query = kwargs.pop("query", "")
-        return self.client.get(
-            self.url(query=query, **kwargs), headers=self.world.headers(who)
-        )
+        return self.client.get(self.url(query=query, **kwargs), headers=self.world.headers(who))
 
     def create(self, body: Any = None, who: str = "admin", **kwargs: Any) -> Any:
         return self.client.post(self.url(**kwargs), json=body, headers=self.world.headers(who))

@@ -6,13 +6,13 @@ import re
 from collections.abc import Sequence
 
 import pytest
-from conftest import Api, World, assert_error
 from hypothesis import given
 from hypothesis import strategies as st
 
 from clientkeys import pagination, repository
 from clientkeys.errors import BadRequest
 from clientkeys.pagination import Cursor
+from conftest import Api, World, assert_error
 
 # request cursor -> (first id, last id) shown, previous cursor, its results, next, its results
 WORKED_EXAMPLE = [
@@ -88,7 +88,8 @@ def test_following_next_visits_every_row_once_newest_first(ids: list[int], limit
 
 
 @given(
-    value=st.integers(-(2**62), 2**62) | st.floats(0, 1e6, allow_nan=False).map(lambda f: round(f, 3)),
+    value=st.integers(-(2**62), 2**62)
+    | st.floats(0, 1e6, allow_nan=False).map(lambda f: round(f, 3)),
     offset=st.integers(0, 10**6),
     is_prev=st.booleans(),
 )
@@ -178,7 +179,9 @@ def test_link_header_uses_the_configured_public_url(settings: object, world: Wor
     with app.test_client() as client:
         response = client.get("/api/0/projects/acme/web/keys/", headers=world.headers())
     assert link_of(response)["next_url"].startswith("https://keys.example.com/api/0/projects/")
-    assert response.json()[0]["dsn"]["public"].endswith("@keys.example.com/" + str(world.project["id"]))
+    assert response.json()[0]["dsn"]["public"].endswith(
+        "@keys.example.com/" + str(world.project["id"])
+    )
 
 
 def test_default_page_size_is_100(api: Api, world: World) -> None:

@@ -6,10 +6,10 @@ import re
 from datetime import UTC, datetime
 
 import pytest
-from conftest import Api, World, assert_error
 
 from clientkeys.app import create_app
 from clientkeys.config import Settings
+from conftest import Api, World, assert_error
 
 HEX32 = re.compile(r"^[a-f0-9]{32}$")
 DSN_FIELDS = {
@@ -91,7 +91,10 @@ def test_dsn_urls_use_the_configured_ingest_and_cdn_urls(settings: Settings, wor
         [key] = client.get("/api/0/projects/acme/web/keys/", headers=world.headers()).json()
     k, p = key["public"], key["projectId"]
     assert key["dsn"]["public"] == f"https://{k}@o1.ingest.example.com/relay/{p}"
-    assert key["dsn"]["csp"] == f"https://o1.ingest.example.com/relay/api/{p}/csp-report/?sentry_key={k}"
+    assert (
+        key["dsn"]["csp"]
+        == f"https://o1.ingest.example.com/relay/api/{p}/csp-report/?sentry_key={k}"
+    )
     assert key["dsn"]["cdn"] == f"https://cdn.example.com/{k}.min.js"
 
 
@@ -140,7 +143,11 @@ def test_rate_limit_is_stored_only_when_both_values_are_non_zero(
         ({"rateLimit": None}, {"rateLimit": ["This field may not be null."]}),
         (
             {"rateLimit": "often"},
-            {"rateLimit": {"non_field_errors": ["Invalid data. Expected a dictionary, but got str."]}},
+            {
+                "rateLimit": {
+                    "non_field_errors": ["Invalid data. Expected a dictionary, but got str."]
+                }
+            },
         ),
         (
             {"rateLimit": {"count": -1, "window": 60}},

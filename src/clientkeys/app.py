@@ -17,10 +17,11 @@ from clientkeys import db, errors
 from clientkeys.auth import SentryBearerHandler
 from clientkeys.config import Settings
 from clientkeys.limits import BodyLimitMiddleware
-from clientkeys.resolver import OperationIdResolver
+from clientkeys.resolver import OperationIdResolver, check_handlers
 from clientkeys.validation import SentryJSONBodyValidator, SentryParameterValidator
 
 SPEC_FILE = "openapi.json"
+HANDLERS = "clientkeys.handlers"
 
 
 class SettingsMiddleware:
@@ -49,7 +50,7 @@ def create_app(settings: Settings | None = None) -> FlaskApp:
     app = FlaskApp(__name__, specification_dir=settings.spec_dir)
     app.add_api(
         SPEC_FILE,
-        resolver=OperationIdResolver("clientkeys.handlers"),
+        resolver=OperationIdResolver(HANDLERS),
         strict_validation=True,
         validate_responses=settings.validate_responses,
         validator_map={
@@ -59,7 +60,9 @@ def create_app(settings: Settings | None = None) -> FlaskApp:
         security_map={"bearer": SentryBearerHandler},
         swagger_ui_options=SwaggerUIOptions(serve_spec=True, swagger_ui=False),
     )
-    errors.install(app, load_spec(settings.spec_dir))
+    spec = load_spec(settings.spec_dir)
+    check_handlers(spec, HANDLERS)
+    errors.install(app, spec)
     app.add_middleware(
         BodyLimitMiddleware,
         position=MiddlewarePosition.BEFORE_SWAGGER,

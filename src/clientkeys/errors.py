@@ -29,6 +29,8 @@ from connexion.exceptions import ProblemException
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from starlette.exceptions import HTTPException
 
+from clientkeys.resolver import HTTP_METHODS
+
 logger = logging.getLogger(__name__)
 
 NOT_FOUND = "The requested resource does not exist"
@@ -144,12 +146,9 @@ def _allowed_methods(spec: Mapping[str, Any], path: str) -> list[str] | None:
     for template, item in spec.get("paths", {}).items():
         pattern = "^" + re.sub(r"\{[^/]+\}", "[^/]+", template) + "$"
         if re.match(pattern, path):
-            methods = [m.upper() for m in item if m in _HTTP_METHODS]
+            methods = [m.upper() for m in item if m in HTTP_METHODS]
             return methods + (["HEAD"] if "GET" in methods else []) + ["OPTIONS"]
     return None
-
-
-_HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 
 
 def install(app: FlaskApp, spec: Mapping[str, Any]) -> None:
@@ -194,10 +193,12 @@ def field_errors(pairs: Iterable[tuple[tuple[str, ...], str]]) -> dict[str, Any]
     errors: dict[str, Any] = {}
     for path, message in pairs:
         if len(path) <= 1:
-            errors.setdefault(path[0] if path else "non_field_errors", []).append(message)
+            messages = errors.setdefault(path[0] if path else "non_field_errors", [])
         else:
             nested = errors.setdefault(path[0], {})
             if isinstance(nested, list):  # the field already failed as a whole
                 continue
-            nested.setdefault(path[1], []).append(message)
+            messages = nested.setdefault(path[1], [])
+        if message not in messages:
+            messages.append(message)
     return errors

@@ -1,0 +1,86 @@
+"""Tokens, scopes and organizations, checked in Sentry's order: 401, then 403, then 404."""
+
+from __future__ import annotations
+
+import pytest
+
+from clientkeys import repository
+from conftest import KEYS, Api, World, assert_error
+
+NO_PERMISSION = "You do not have permission to perform this action."
+NOT_FOUND = "The requested resource does not exist"
+
+
+@pytest.mark.parametrize(
+    ("authorization", "detail"),
+    [
+        (None, "Authentication credentials were not provided."),
+        ("Bearer", "Invalid token header. No credentials provided."),
+        ("Bearer a b", "Invalid token header. Token string should not contain spaces."),
+        ("Bearer sntrys_unknown", "Invalid token"),
+        ("Basic dXNlcjpwYXNz", "Authentication credentials were not provided."),
+    ],
+)
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_bad_credentials_are_401_with_sentrys_messages(
+    api: Api, world: World, authorization: str | None, detail: str, method: str
+) -> None:
+    headers = {"Authorization": authorization} if authorization else {}
+    response = getattr(api.client, method)(api.url(), headers=headers)
+    assert_error(response, 401, detail)
+    assert response.headers["www-authenticate"] == 'xBasic realm="api"'
+    assert world.key_count() == 2
+
+
+@pytest.mark.parametrize("who", ["read", "write", "admin", "all"])
+def test_list_needs_read_write_or_admin(api: Api, who: str) -> None:
+    assert api.list(who=who).status_code == 200
+
+
+@pytest.mark.parametrize(("who", "status"), [("read", 403), ("write", 201), ("admin", 201)])
+def test_create_needs_write_or_admin(api: Api, world: World, who: str, status: int) -> None:
+    response = api.create({"name": "x"}, who=who)
+    assert response.status_code == status
+    if status == 403:
+        assert_error(response, 403, NO_PERMISSION)
+        assert world.key_count() == 2
+
+
+def test_scope_is_checked_before_the_project_is_looked_up(api: Api) -> None:
+    assert_error(api.create({}, who="read", org="nope", project="nope"), 403, NO_PERMISSION)
+
+
+def test_unknown_organization_or_project_is_404(api: Api) -> None:
+    assert_error(api.list(org="nope"), 404, NOT_FOUND)
+    assert_error(api.list(project="nope"), 404, NOT_FOUND)
+    assert_error(api.create({}, project="nope"), 404, NOT_FOUND)
+
+
+def test_a_project_of_another_organization_is_not_found_under_this_one(api: Api) -> None:
+    assert_error(api.list(org="acme", project="api"), 404, NOT_FOUND)
+
+
+def test_a_token_of_another_organization_is_403(api: Api, world: World) -> None:
+    assert_error(api.list(org="globex", project="api"), 403, NO_PERMISSION)
+    assert_error(api.create({}, org="globex", project="api"), 403, NO_PERMISSION)
+    assert world.key_count() == 2
+
+
+def test_superuser_token_works_across_organizations(api: Api) -> None:
+    assert api.list(who="superuser", org="globex", project="api").status_code == 200
+    assert api.list(who="superuser").status_code == 200
+
+
+def test_tokens_are_stored_only_as_hashes(world: World) -> None:
+    stored = world.store.execute("SELECT token_hash, scopes FROM tokens").fetchall()
+    plain = set(world.tokens.values())
+    assert stored and not any(h in plain for h, _ in stored)
+    assert not any(t[7:] in h for t in plain for h, _ in stored)
+    assert repository.find_token(world.store, world.tokens["read"])["scopes"] == "project:read"
+
+
+def test_token_in_lowercase_bearer_scheme_works(api: Api, world: World) -> None:
+    headers = {"Authorization": f"bearer {world.tokens['read']}"}
+    assert (
+        api.client.get(KEYS.format(org="acme", project="web"), headers=headers).status_code == 200
+    )
