@@ -1,0 +1,125 @@
+"""The command line: every command, and a clear message for every misuse."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from clientkeys import db, repository
+from clientkeys.cli import main, settings_env
+from clientkeys.config import Settings
+
+
+@pytest.fixture
+def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("CLIENTKEYS_DATABASE", str(tmp_path / "cli.db"))
+
+    def invoke(*args: str) -> object:
+        return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+    return invoke
+
+
+def rows(tmp_path: Path, sql: str) -> list[tuple[object, ...]]:
+    with db.connect(tmp_path / "cli.db") as conn:
+        return conn.execute(sql).fetchall()
+
+
+def test_help_lists_every_command(run) -> None:  # type: ignore[no-untyped-def]
+    result = run("--help")
+    assert result.exit_code == 0
+    for command in ("serve", "init-db", "org", "project", "token", "demo"):
+        assert command in result.output
+    assert "--public-url" in run("serve", "--help").output
+
+
+def test_org_project_and_token_create(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    assert run("org", "create", "acme", "--name", "Acme Inc").exit_code == 0
+    result = run("project", "create", "web", "--org", "acme")
+    assert result.exit_code == 0 and "Default" in result.output
+    assert rows(tmp_path, "SELECT label FROM keys") == [("Default",)]
+    result = run("token", "create", "--org", "acme", "--scopes", "project:read")
+    assert result.exit_code == 0
+    plain = result.output.splitlines()[0]
+    assert plain.startswith("sntrys_")
+    with db.connect(tmp_path / "cli.db") as conn:
+        assert repository.find_token(conn, plain)["scopes"] == "project:read"
+    assert "acme" in run("org", "list").output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("project", "create", "web", "--org", "nope"), "No organization 'nope'."),
+        (("token", "create", "--org", "nope"), "No organization 'nope'."),
+        (("token", "create", "--org", "acme", "--scopes", "project:fly"), "Unknown scope"),
+        (("token", "create"), "needs an organization"),
+        (("org", "create", "acme"), "already exists"),
+        (("org", "create", "Not A Slug"), "Invalid organization slug"),
+        (("org", "create", "12345"), "not only digits"),
+        (("project", "create", "web", "--org", "acme"), "already has a project 'web'"),
+    ],
+)
+def test_misuse_gets_a_clear_message(run, args: tuple[str, ...], message: str) -> None:  # type: ignore[no-untyped-def]
+    run("org", "create", "acme")
+    run("project", "create", "web", "--org", "acme")
+    result = run(*args)
+    assert result.exit_code != 0
+    assert message in result.output
+
+
+def test_unwritable_database_path_is_a_clear_error(tmp_path: Path) -> None:
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    result = CliRunner().invoke(
+        main, ["org", "create", "acme", "--database", str(blocked / "x.db")]
+    )
+    assert result.exit_code == 1
+    assert "cannot open database" in result.output or "cannot write database" in result.output
+
+
+def test_bad_setting_in_the_environment_is_a_usage_error(
+    run, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("CLIENTKEYS_PUBLIC_URL", "not-a-url")
+    result = CliRunner().invoke(main, ["serve", "--port", "1"])
+    assert result.exit_code == 2
+    assert "CLIENTKEYS_PUBLIC_URL must be an http(s) URL" in result.output
+
+
+def test_demo_creates_data_once_and_prints_a_working_curl(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    first = run("demo", "--url", "http://127.0.0.1:9000")
+    assert first.exit_code == 0
+    assert "curl -i -H 'Authorization: Bearer sntrys_" in first.output
+    assert "http://127.0.0.1:9000/api/0/projects/demo/demo-project/keys/" in first.output
+    second = run("demo")
+    assert "already present" in second.output
+    assert rows(tmp_path, "SELECT count(*) FROM projects") == [(1,)]
+    assert rows(tmp_path, "SELECT count(*) FROM tokens") == [(2,)]
+
+
+def test_init_db_is_idempotent(run) -> None:  # type: ignore[no-untyped-def]
+    assert "migrations applied" in run("init-db").output
+    assert run("init-db").exit_code == 0
+
+
+def test_settings_round_trip_through_the_environment(tmp_path: Path) -> None:
+    settings = Settings(
+        database=tmp_path / "x.db", public_url="https://k.example.com", validate_responses=False,
+        browser_sdk_choices=("latest", "7.x", "8.x"),
+    )  # fmt: skip
+    assert Settings.from_env(settings_env(settings)) == settings
+
+
+def test_python_dash_m_runs_the_cli() -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "clientkeys", "--version"], capture_output=True, text=True,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"}, check=True,
+    )  # fmt: skip
+    assert "clientkeys" in result.stdout
