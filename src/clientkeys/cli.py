@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import os
 import shlex
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-from sqlite_utils import Database
 
-from clientkeys import __version__, db, repository
-from clientkeys.config import PREFIX, Settings, SettingsError
-from clientkeys.errors import ClientKeysError
+# Connexion imports Starlette's test client, which warns about httpx on every CLI start.
+warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
+
+from sqlite_utils import Database  # noqa: E402
+
+from clientkeys import __version__, db, repository  # noqa: E402
+from clientkeys.config import PREFIX, Settings, SettingsError  # noqa: E402
+from clientkeys.errors import ClientKeysError  # noqa: E402
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEMO_ORG, DEMO_PROJECT = "demo", "demo-project"
