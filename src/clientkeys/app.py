@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from clientkeys import db, errors
 from clientkeys.auth import SentryBearerHandler
 from clientkeys.config import Settings
-from clientkeys.limits import BodyLimitMiddleware
+from clientkeys.guards import BodyLimitMiddleware, PathGuardMiddleware
 from clientkeys.resolver import OperationIdResolver, check_handlers
 from clientkeys.validation import SentryJSONBodyValidator, SentryParameterValidator
 
@@ -68,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FlaskApp:
         position=MiddlewarePosition.BEFORE_SWAGGER,
         max_bytes=settings.max_body_bytes,
     )
+    app.add_middleware(PathGuardMiddleware, position=MiddlewarePosition.BEFORE_SWAGGER)
     app.add_middleware(
         SettingsMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION, settings=settings
     )

@@ -111,3 +111,19 @@ def m001_initial(db: Database) -> None:
     # the number of keys a project has. The status filter gets its own ordered index.
     db.execute("CREATE INDEX keys_by_project ON keys (project_id, id)")
     db.execute("CREATE INDEX keys_by_project_status ON keys (project_id, status, id)")
+
+
+@migrations()
+def m002_dsn_endpoint_and_audit_log(db: Database) -> None:
+    # Sentry's `sentry:relay_dsn_endpoint` organization option.
+    db.execute("ALTER TABLE organizations ADD COLUMN dsn_endpoint TEXT")
+    db.execute(
+        """CREATE TABLE audit_log (
+            id INTEGER PRIMARY KEY,
+            organization_id INTEGER NOT NULL REFERENCES organizations(id),
+            event TEXT NOT NULL,
+            target TEXT NOT NULL,
+            data TEXT NOT NULL DEFAULT '{}',
+            date_added TEXT NOT NULL
+        )"""
+    )

@@ -19,7 +19,10 @@ from clientkeys.petnames import petname
 
 SCOPES = ("project:read", "project:write", "project:admin")
 ACTIVE, INACTIVE = 0, 1
+USE_CASES = ("user", "profiling", "escalating_issues", "tempest", "demo")
 DEFAULT_LOADER_OPTIONS = {"hasPerformance": True, "hasReplay": True}
+LOADER_FLAGS = ("hasReplay", "hasPerformance", "hasDebug", "hasFeedback", "hasLogsAndMetrics")
+STATUSES = {"active": ACTIVE, "inactive": INACTIVE}
 SLUG = re.compile(r"^(?![0-9]+$)[a-z0-9_-]{1,50}$")
 TOKEN_PREFIX = "sntrys_"
 
@@ -91,6 +94,41 @@ def list_organizations(db: Database) -> list[Row]:
     return _all(db, "SELECT * FROM organizations ORDER BY id", [])
 
 
+def set_dsn_endpoint(db: Database, organization_ref: str, url: str | None) -> Row:
+    """Set (or, with None, clear) the organization's own DSN base URL."""
+    organization = get_organization(db, organization_ref)
+    with database.write(db):
+        db.execute(
+            "UPDATE organizations SET dsn_endpoint = ? WHERE id = ?", [url, organization["id"]]
+        )
+    return get_organization(db, str(organization["id"]))
+
+
+# Audit log -----------------------------------------------------------------------------
+
+
+def _audit(db: Database, project_id: int, event: str, target: str, data: Mapping[str, Any]) -> None:
+    db.execute(
+        "INSERT INTO audit_log (organization_id, event, target, data, date_added) "
+        "SELECT organization_id, ?, ?, ?, ? FROM projects WHERE id = ?",
+        [event, target, json.dumps(dict(data)), now(), project_id],
+    )
+
+
+def list_audit(db: Database, organization_ref: str | None = None) -> list[Row]:
+    """Audit entries (PROJECTKEY_ADD, _EDIT, _REMOVE), oldest first, with their data decoded."""
+    sql = "SELECT a.*, o.slug AS organization_slug FROM audit_log a "
+    sql += "JOIN organizations o ON o.id = a.organization_id"
+    params: list[Any] = []
+    if organization_ref is not None:
+        sql += " WHERE a.organization_id = ?"
+        params.append(get_organization(db, organization_ref)["id"])
+    rows = _all(db, sql + " ORDER BY a.id", params)
+    for row in rows:
+        row["data"] = json.loads(row["data"])
+    return rows
+
+
 # Projects ------------------------------------------------------------------------------
 
 
@@ -120,7 +158,8 @@ def get_project(db: Database, organization_ref: str, project_ref: str) -> Row:
     project_column, project_value = _by_ref(project_ref)
     row = _one(
         db,
-        "SELECT p.*, o.slug AS organization_slug FROM projects p "
+        "SELECT p.*, o.slug AS organization_slug, o.dsn_endpoint AS organization_dsn_endpoint "
+        "FROM projects p "
         "JOIN organizations o ON o.id = p.organization_id "
         f"WHERE o.{org_column} = ? AND p.{project_column} = ?",
         [org_value, project_value],
@@ -297,6 +336,72 @@ def list_keys(
         f"SELECT * FROM keys WHERE {where} ORDER BY id {order} LIMIT ? OFFSET ?",
         [*params, limit, offset],
     )
+
+
+def _audit_fields(row: Row) -> dict[str, Any]:
+    return {
+        "label": row["label"],
+        "public_key": row["public_key"],
+        "status": row["status"],
+        "rate_limit_count": row["rate_limit_count"],
+        "rate_limit_window": row["rate_limit_window"],
+    }
+
+
+def _rate_limit_change(value: Mapping[str, Any] | None) -> tuple[int | None, int | None]:
+    """Sentry's rule: null, or a null/"" field, clears both; values set both."""
+    if value is None or value.get("count") in (None, "") or value.get("window") in (None, ""):
+        return None, None
+    return value["count"], value["window"]
+
+
+def plan_update(row: Row, changes: Mapping[str, Any], default_sdk_version: str) -> Row:
+    """The key's columns after a PUT, applied in Sentry's order; unknown fields are ignored."""
+    planned = dict(row)
+    data = key_data(row)
+    if changes.get("name"):
+        planned["label"] = changes["name"]
+    data["browserSdkVersion"] = changes.get("browserSdkVersion") or default_sdk_version
+    options = changes.get("dynamicSdkLoaderOptions")
+    if options:
+        known = {k: v for k, v in options.items() if k in LOADER_FLAGS}
+        data["dynamicSdkLoaderOptions"] = {**data.get("dynamicSdkLoaderOptions", {}), **known}
+    if "isActive" in changes:
+        planned["status"] = ACTIVE if changes["isActive"] else INACTIVE
+    if "rateLimit" in changes:
+        count, window = _rate_limit_change(changes["rateLimit"])
+        planned["rate_limit_count"], planned["rate_limit_window"] = count, window
+    planned["data"] = json.dumps(data)
+    return planned
+
+
+def update_key(
+    db: Database, row: Row, changes: Mapping[str, Any], *, default_sdk_version: str
+) -> Row:
+    """Apply a PUT to a key and audit it (with the previous limit when the limit changed)."""
+    planned = plan_update(row, changes, default_sdk_version)
+    columns = ("label", "status", "rate_limit_count", "rate_limit_window", "data")
+    audit = _audit_fields(planned)
+    if (row["rate_limit_count"], row["rate_limit_window"]) != (
+        planned["rate_limit_count"],
+        planned["rate_limit_window"],
+    ):
+        audit["prev_rate_limit_count"] = row["rate_limit_count"]
+        audit["prev_rate_limit_window"] = row["rate_limit_window"]
+    with database.write(db):
+        db.execute(
+            f"UPDATE keys SET {', '.join(f'{c} = ?' for c in columns)} WHERE id = ?",
+            [*(planned[c] for c in columns), row["id"]],
+        )
+        _audit(db, row["project_id"], "PROJECTKEY_EDIT", row["public_key"], audit)
+    return planned
+
+
+def delete_key(db: Database, row: Row) -> None:
+    """Delete a key for good, and audit it."""
+    with database.write(db):
+        _audit(db, row["project_id"], "PROJECTKEY_REMOVE", row["public_key"], _audit_fields(row))
+        db.execute("DELETE FROM keys WHERE id = ?", [row["id"]])
 
 
 def key_data(row: Row) -> dict[str, Any]:

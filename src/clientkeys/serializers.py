@@ -6,9 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from clientkeys.repository import ACTIVE, Row, key_data
-
-LOADER_FLAGS = ("hasReplay", "hasPerformance", "hasDebug", "hasFeedback", "hasLogsAndMetrics")
+from clientkeys.repository import ACTIVE, LOADER_FLAGS, Row, key_data
 
 
 @dataclass(frozen=True)

@@ -81,17 +81,18 @@ def _missing(error: ValidationError) -> str:
     return next((str(name) for name in required if name not in present), str(required[0]))
 
 
-def _odd_characters(body: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], str]]:
-    """Strings SQLite and Sentry refuse: NUL bytes and lone surrogates (from `\\ud800` escapes)."""
-    if isinstance(body, dict):
-        for name, value in body.items():
-            yield from _odd_characters(value, (*path, str(name)))
-    elif isinstance(body, str):
-        if "\x00" in body:
-            yield path, "Null characters are not allowed."
-        surrogate = next((c for c in body if "\ud800" <= c <= "\udfff"), None)
+def _odd_characters(body: dict[str, Any], stored: Any) -> Iterator[tuple[tuple[str, ...], str]]:
+    """Strings that would be stored but SQLite and Sentry refuse: NUL bytes and lone
+    surrogates (from `\\ud800` escapes). Fields the schema does not name are never stored."""
+    for name in stored:
+        value = body.get(name)
+        if not isinstance(value, str):
+            continue
+        if "\x00" in value:
+            yield (name,), "Null characters are not allowed."
+        surrogate = next((c for c in value if "\ud800" <= c <= "\udfff"), None)
         if surrogate is not None:
-            yield path, f"Surrogate characters are not allowed: U+{ord(surrogate):X}."
+            yield (name,), f"Surrogate characters are not allowed: U+{ord(surrogate):X}."
 
 
 class SentryJSONBodyValidator(JSONRequestBodyValidator):  # type: ignore[misc]
@@ -128,7 +129,7 @@ class SentryJSONBodyValidator(JSONRequestBodyValidator):  # type: ignore[misc]
             message = "No data provided" if body is None else _expected_dict(body)
             raise FieldErrors({"non_field_errors": [message]})
         pairs = [m for e in self._validator.iter_errors(body) for m in _messages(e)]
-        pairs += list(_odd_characters(body))
+        pairs += list(_odd_characters(body, self._schema.get("properties", {})))
         if pairs:
             raise FieldErrors(field_errors(pairs))
         return None

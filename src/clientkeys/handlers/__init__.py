@@ -2,10 +2,16 @@
 
 from clientkeys.handlers.project_keys import (
     create_a_new_client_key,
+    delete_a_client_key,
     list_a_projects_client_keys,
+    retrieve_a_client_key,
+    update_a_client_key,
 )
 
 __all__ = [
     "create_a_new_client_key",
+    "delete_a_client_key",
     "list_a_projects_client_keys",
+    "retrieve_a_client_key",
+    "update_a_client_key",
 ]

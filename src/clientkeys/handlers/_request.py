@@ -45,8 +45,14 @@ def project_for(database: Database, organization: str, project: str, token: dict
     return row
 
 
-def key_context(token: dict[str, Any]) -> KeyContext:
-    """How keys render for this request and token."""
+def key_for(database: Database, project: Row, key_id: str, token: dict[str, Any]) -> Row:
+    """The key named in the path; internal keys exist only for superuser tokens."""
+    internal = bool(token["is_superuser"])
+    return repository.get_key(database, project["id"], key_id, include_internal=internal)
+
+
+def key_context(token: dict[str, Any], project: Row) -> KeyContext:
+    """How the project's keys render for this request and token."""
     current = settings()
     ingest = current.ingest_url or base_url()
     return KeyContext(
@@ -55,4 +61,5 @@ def key_context(token: dict[str, Any]) -> KeyContext:
         browser_sdk_version=current.browser_sdk_version,
         browser_sdk_choices=current.browser_sdk_choices,
         include_use_case=bool(token.get("is_superuser")),
+        relay_dsn_endpoint=project.get("organization_dsn_endpoint"),
     )

@@ -8,6 +8,7 @@ from clientkeys import db, pagination, repository
 from clientkeys.handlers._request import (
     absolute_path,
     key_context,
+    key_for,
     project_for,
     query_items,
     settings,
@@ -15,6 +16,8 @@ from clientkeys.handlers._request import (
 from clientkeys.serializers import serialize_key
 
 Response = tuple[Any, int] | tuple[Any, int, dict[str, str]]
+NOTHING = -1
+"""A status no key has: what an unknown `status` filter matches, as on Sentry (200, [])."""
 
 
 def list_a_projects_client_keys(
@@ -23,29 +26,26 @@ def list_a_projects_client_keys(
     token_info: dict[str, Any],
     cursor: str | None = None,
     per_page: int | None = None,
+    status: str | None = None,
 ) -> Response:
     """GET .../keys/: one page of keys, newest first, with Sentry's Link header."""
     current = settings()
     limit = pagination.check_per_page(per_page or current.per_page, current.max_per_page)
     position = pagination.parse_cursor(cursor)
+    wanted = repository.STATUSES.get(status, NOTHING) if status else None
     internal = bool(token_info["is_superuser"])
     with db.connect(current.database) as database:
         project = project_for(database, organization_slug, project_slug, token_info)
         page = pagination.fetch_page(
             lambda bound, ascending, offset, size: repository.list_keys(
-                database,
-                project["id"],
-                bound=bound,
-                ascending=ascending,
-                offset=offset,
-                limit=size,
-                include_internal=internal,
+                database, project["id"], bound=bound, ascending=ascending, offset=offset,
+                limit=size, status=wanted, include_internal=internal,
             ),
             position,
             limit,
             key=lambda row: row["id"],
-        )
-    context = key_context(token_info)
+        )  # fmt: skip
+    context = key_context(token_info, project)
     body = [serialize_key(row, context) for row in page.rows]
     return body, 200, {"Link": pagination.link_header(absolute_path(), query_items(), page)}
 
@@ -70,4 +70,42 @@ def create_a_new_client_key(
             rate_limit=body.get("rateLimit"),
             use_case=body.get("useCase", "user") if superuser else "user",
         )
-    return serialize_key(row, key_context(token_info)), 201
+    return serialize_key(row, key_context(token_info, project)), 201
+
+
+def retrieve_a_client_key(
+    organization_slug: str, project_slug: str, key_id: str, token_info: dict[str, Any]
+) -> Response:
+    """GET .../keys/{key_id}/: the key, active or not."""
+    with db.connect(settings().database) as database:
+        project = project_for(database, organization_slug, project_slug, token_info)
+        row = key_for(database, project, key_id, token_info)
+    return serialize_key(row, key_context(token_info, project)), 200
+
+
+def update_a_client_key(
+    organization_slug: str,
+    project_slug: str,
+    key_id: str,
+    token_info: dict[str, Any],
+    body: dict[str, Any] | None = None,
+) -> Response:
+    """PUT .../keys/{key_id}/: Sentry's update semantics; 200 with the key."""
+    current = settings()
+    with db.connect(current.database) as database:
+        project = project_for(database, organization_slug, project_slug, token_info)
+        row = key_for(database, project, key_id, token_info)
+        row = repository.update_key(
+            database, row, body or {}, default_sdk_version=current.browser_sdk_version
+        )
+    return serialize_key(row, key_context(token_info, project)), 200
+
+
+def delete_a_client_key(
+    organization_slug: str, project_slug: str, key_id: str, token_info: dict[str, Any]
+) -> Response:
+    """DELETE .../keys/{key_id}/: gone for good; 204 with no body."""
+    with db.connect(settings().database) as database:
+        project = project_for(database, organization_slug, project_slug, token_info)
+        repository.delete_key(database, key_for(database, project, key_id, token_info))
+    return None, 204

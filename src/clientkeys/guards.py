@@ -1,10 +1,27 @@
-"""Refuse bodies over the configured size before anything reads them (413)."""
+"""ASGI guards in front of routing: oversized bodies (413) and paths no route can hold (404)."""
 
 from __future__ import annotations
 
+import re
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from clientkeys.errors import BadRequest, PayloadTooLarge
+from clientkeys.errors import BadRequest, NotFound, PayloadTooLarge
+
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class PathGuardMiddleware:
+    """404 for a path with control characters: no organization, project or key has them, and
+    Connexion's router would pass such a path to Flask unrouted (no operation context)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and CONTROL.search(scope["path"]):
+            raise NotFound()
+        await self.app(scope, receive, send)
 
 
 class BodyLimitMiddleware:
