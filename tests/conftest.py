@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -92,6 +93,34 @@ class Api:
 
     def create(self, body: Any = None, who: str = "admin", **kwargs: Any) -> Any:
         return self.client.post(self.url(**kwargs), json=body, headers=self.world.headers(who))
+
+    def key_url(self, key_id: str, org: str = "acme", project: str = "web") -> str:
+        return f"{self.url(org, project)}{key_id}/"
+
+    def get(self, key_id: str, who: str = "admin", **kwargs: Any) -> Any:
+        return self.client.get(self.key_url(key_id, **kwargs), headers=self.world.headers(who))
+
+    def put(self, key_id: str, body: Any = None, who: str = "admin", **kwargs: Any) -> Any:
+        return self.client.put(
+            self.key_url(key_id, **kwargs), json=body, headers=self.world.headers(who)
+        )
+
+    def delete(self, key_id: str, who: str = "admin", **kwargs: Any) -> Any:
+        return self.client.delete(self.key_url(key_id, **kwargs), headers=self.world.headers(who))
+
+    def new_key(self, body: Any = None, who: str = "admin") -> dict[str, Any]:
+        response = self.create(body if body is not None else {}, who=who)
+        assert response.status_code == 201, response.text
+        return dict(response.json())
+
+    def row(self, key_id: str) -> dict[str, Any]:
+        """The stored row of a key, straight from SQLite."""
+        cursor = self.world.store.execute("SELECT * FROM keys WHERE public_key = ?", [key_id])
+        values = cursor.fetchone()
+        assert values is not None, key_id
+        row = dict(zip([c[0] for c in cursor.description], values, strict=True))
+        row["data"] = json.loads(row["data"])
+        return row
 
 
 @pytest.fixture

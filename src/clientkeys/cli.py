@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import warnings
@@ -18,7 +19,7 @@ warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testcli
 from sqlite_utils import Database  # noqa: E402
 
 from clientkeys import __version__, db, repository  # noqa: E402
-from clientkeys.config import PREFIX, Settings, SettingsError  # noqa: E402
+from clientkeys.config import PREFIX, Settings, SettingsError, url_setting  # noqa: E402
 from clientkeys.errors import ClientKeysError  # noqa: E402
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -185,6 +186,44 @@ def org_list(database: Path | None) -> None:
     with store(database) as conn:
         for row in repository.list_organizations(conn):
             click.echo(f"{row['id']}\t{row['slug']}\t{row['name']}")
+
+
+@org.command("set-dsn-endpoint")
+@click.argument("organization")
+@click.argument("url", required=False)
+@database_option
+def org_set_dsn_endpoint(organization: str, url: str | None, database: Path | None) -> None:
+    """Build the organization's DSN URLs (all but `cdn`) on URL; no URL restores the default.
+
+    Sentry's `sentry:relay_dsn_endpoint` organization option, e.g.
+    https://relay.example.com/ingest.
+    """
+    if url is not None:
+        url = _url_argument(url)
+    with store(database) as conn:
+        row = repository.set_dsn_endpoint(conn, organization, url)
+    where = row["dsn_endpoint"] or "the server's ingest URL"
+    click.echo(f"DSN URLs of {row['slug']} are now built on {where}.")
+
+
+def _url_argument(url: str) -> str:
+    try:
+        return url_setting("dsn_endpoint", url)
+    except SettingsError:
+        raise click.BadParameter(f"{url!r} is not an http(s) URL.", param_hint="URL") from None
+
+
+@main.command()
+@click.option("--org", "organization", default=None, help="Only this organization's entries.")
+@database_option
+def audit(organization: str | None, database: Path | None) -> None:
+    """Print the audit log: key creations, edits and removals, oldest first."""
+    with store(database) as conn:
+        for row in repository.list_audit(conn, organization):
+            click.echo(
+                f"{row['date_added']}\t{row['organization_slug']}\t{row['event']}\t"
+                f"{row['target']}\t{json.dumps(row['data'], sort_keys=True)}"
+            )
 
 
 @main.group()

@@ -19,7 +19,8 @@ class SettingsError(ValueError):
     """A setting has a value that cannot be used; the message names it."""
 
 
-def _url(name: str, value: str) -> str:
+def url_setting(name: str, value: str) -> str:
+    """An http(s) URL without a trailing slash; SettingsError names the setting otherwise."""
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise SettingsError(f"{PREFIX}{name.upper()} must be an http(s) URL, got {value!r}")
@@ -101,9 +102,9 @@ _CASTS: dict[str, Callable[[str, str], Any]] = {
     "database": lambda _n, v: Path(v),
     "spec_dir": lambda _n, v: Path(v).resolve(),
     "validate_responses": _bool,
-    "public_url": _url,
-    "ingest_url": _url,
-    "cdn_url": lambda n, v: _url(n, v) + "/",
+    "public_url": url_setting,
+    "ingest_url": url_setting,
+    "cdn_url": lambda n, v: url_setting(n, v) + "/",
     "per_page": _positive_int,
     "max_per_page": _positive_int,
     "max_body_bytes": _positive_int,

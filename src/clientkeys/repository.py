@@ -286,12 +286,13 @@ def insert_key(
                 rate_limit=limit,
                 use_case=use_case,
             )
+            row = _one(db, "SELECT * FROM keys WHERE id = ?", [key_id])
+            assert row is not None
+            _audit(db, project_id, "PROJECTKEY_ADD", row["public_key"], _audit_fields(row))
     except sqlite3.IntegrityError:  # a concurrent insert took the same explicit key
         raise FieldErrors(
             {"public": ["A client key with this public key already exists."]}
         ) from None
-    row = _one(db, "SELECT * FROM keys WHERE id = ?", [key_id])
-    assert row is not None
     return row
 
 
