@@ -120,3 +120,7 @@ def test_live_server_passes_every_schemathesis_check(
         env={**os.environ, "PYTHONWARNINGS": "ignore", "NO_COLOR": "1"},
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    # Every phase ran, the stateful one along the spec's links (create -> read/update/delete).
+    for phase in ("Examples", "Coverage", "Fuzzing", "Stateful"):
+        assert f"✅  {phase}" in result.stdout, result.stdout[-3000:]
+    assert "API Links:" in result.stdout
