@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from connexion import FlaskApp
 from connexion.datastructures import MediaTypeDict
@@ -17,10 +15,12 @@ from clientkeys import db, errors
 from clientkeys.auth import SentryBearerHandler
 from clientkeys.config import Settings
 from clientkeys.guards import BodyLimitMiddleware, PathGuardMiddleware
-from clientkeys.resolver import OperationIdResolver, check_handlers
+from clientkeys.journal import JournalMiddleware, ValidatedMarker
+from clientkeys.resolver import HTTP_METHODS, OperationIdResolver, check_handlers
 from clientkeys.validation import SentryJSONBodyValidator, SentryParameterValidator
 
 SPEC_FILE = "openapi.json"
+ADMIN_SPEC_FILE = "admin.json"
 HANDLERS = "clientkeys.handlers"
 
 
@@ -37,19 +37,23 @@ class SettingsMiddleware:
         await self.app(scope, receive, send)
 
 
-def load_spec(spec_dir: Path) -> Mapping[str, Any]:
-    """The spec with every `$ref` resolved, as Connexion serves it."""
-    spec: Mapping[str, Any] = Specification.load(spec_dir.resolve() / SPEC_FILE)
-    return spec
+def load_spec(spec_dir: Path, name: str = SPEC_FILE) -> Specification:
+    """A spec with every `$ref` resolved, as Connexion serves it."""
+    return Specification.load(spec_dir.resolve() / name)
 
 
-def create_app(settings: Settings | None = None) -> FlaskApp:
-    """Build the API from the spec. Fails loudly if an operationId has no handler."""
-    settings = settings or Settings.from_env()
-    db.init_db(settings.database)
-    app = FlaskApp(__name__, specification_dir=settings.spec_dir)
+def routes_of(specs: list[Specification]) -> dict[str, list[str]]:
+    """Every served path template (base path included) with the methods it takes."""
+    return {
+        spec.base_path + path: [m.upper() for m in item if m in HTTP_METHODS]
+        for spec in specs
+        for path, item in spec["paths"].items()
+    }
+
+
+def _add_api(app: FlaskApp, name: str, settings: Settings) -> Specification:
     app.add_api(
-        SPEC_FILE,
+        name,
         resolver=OperationIdResolver(HANDLERS),
         strict_validation=True,
         validate_responses=settings.validate_responses,
@@ -60,9 +64,28 @@ def create_app(settings: Settings | None = None) -> FlaskApp:
         security_map={"bearer": SentryBearerHandler},
         swagger_ui_options=SwaggerUIOptions(serve_spec=True, swagger_ui=False),
     )
-    spec = load_spec(settings.spec_dir)
+    spec = load_spec(settings.spec_dir, name)
     check_handlers(spec, HANDLERS)
-    errors.install(app, spec)
+    return spec
+
+
+def create_app(settings: Settings | None = None) -> FlaskApp:
+    """Build the API from the spec. Fails loudly if an operationId has no handler.
+
+    With an admin token set, the test controls of `spec/admin.json` are served too, and every
+    API request is journaled.
+    """
+    settings = settings or Settings.from_env()
+    db.init_db(settings.database)
+    app = FlaskApp(__name__, specification_dir=settings.spec_dir)
+    specs = [_add_api(app, SPEC_FILE, settings)]
+    if settings.admin_token:
+        specs.append(_add_api(app, ADMIN_SPEC_FILE, settings))
+        app.add_middleware(ValidatedMarker, position=MiddlewarePosition.BEFORE_CONTEXT)
+        app.add_middleware(
+            JournalMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION, settings=settings
+        )
+    errors.install(app, routes_of(specs))
     app.add_middleware(
         BodyLimitMiddleware,
         position=MiddlewarePosition.BEFORE_SWAGGER,

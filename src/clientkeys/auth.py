@@ -7,6 +7,7 @@ read as "any of", as Sentry reads it (the spec also lists the scopes as alternat
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -43,6 +44,14 @@ def bearer_info(token: str, request: ConnexionRequest) -> TokenInfo | None:
         "scopes": frozenset(row["scopes"].split()),
         "is_superuser": bool(row["is_superuser"]),
     }
+
+
+def admin_info(token: str, request: ConnexionRequest) -> TokenInfo | None:
+    """The test controls' token: the one the server was started with (`--admin-token`)."""
+    expected = settings_of(request).admin_token
+    if not expected or not hmac.compare_digest(token.encode(), expected.encode()):
+        return None
+    return {"sub": "admin", "organization_id": None, "scopes": frozenset(), "is_superuser": False}
 
 
 def token_from_header(authorization: str | None) -> str:

@@ -18,8 +18,9 @@ warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testcli
 
 from sqlite_utils import Database  # noqa: E402
 
-from clientkeys import __version__, db, repository  # noqa: E402
+from clientkeys import __version__, contract, db, repository  # noqa: E402
 from clientkeys.config import PREFIX, Settings, SettingsError, url_setting  # noqa: E402
+from clientkeys.contract import PHASES  # noqa: E402
 from clientkeys.errors import ClientKeysError  # noqa: E402
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -152,6 +153,77 @@ def settings_env(settings: Settings) -> dict[str, str]:
             value = ",".join(value)
         env[PREFIX + name.upper()] = str(value).lower() if isinstance(value, bool) else str(value)
     return env
+
+
+@main.command()
+@click.argument("base_url")
+@click.option(
+    "--token",
+    required=True,
+    envvar=f"{PREFIX}CHECK_TOKEN",
+    help=f"A token with every project scope. [env: {PREFIX}CHECK_TOKEN]",
+)
+@click.option("--org", "organization", required=True, help="An organization slug on the server.")
+@click.option("--project", required=True, help="A project slug of that organization.")
+@click.option(
+    "--max-examples",
+    default=50,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Test cases per operation and phase.",
+)
+@click.option(
+    "--phases",
+    default=",".join(PHASES),
+    show_default=True,
+    help="Comma-separated Schemathesis phases.",
+)
+@click.option(
+    "--junit-xml",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write a JUnit XML report here.",
+)
+@click.option("--seed", type=int, default=None, help="Random seed, to replay a run.")
+@click.option(
+    "--spec",
+    "spec_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The contract to check. [default: clientkeys' own spec]",
+)
+def check(
+    base_url: str,
+    token: str,
+    organization: str,
+    project: str,
+    max_examples: int,
+    phases: str,
+    junit_xml: Path | None,
+    seed: int | None,
+    spec_file: Path | None,
+) -> None:
+    """Check that the server at BASE_URL keeps the contract (Schemathesis, all checks).
+
+    Runs the examples, coverage, fuzzing and stateful phases with every check against any
+    server that claims to implement this API. The token needs project:read, project:write and
+    project:admin on ORG. Exits 1 on any failure.
+    """
+    chosen = [p.strip() for p in phases.split(",") if p.strip()]
+    unknown = sorted(set(chosen) - set(PHASES))
+    if unknown or not chosen:
+        raise click.BadParameter(f"choose from {', '.join(PHASES)}", param_hint="--phases")
+    spec_file = spec_file or load_settings().spec_dir / "openapi.json"
+    click.echo(f"Checking {base_url} against {spec_file} ({', '.join(chosen)})", err=True)
+    result = contract.check(spec_file, base_url, token, organization, project,
+                            max_examples=max_examples, phases=chosen, junit=junit_xml, seed=seed,
+                            capture=False)  # fmt: skip
+    verdict = "keeps the contract" if result.returncode == 0 else "BREAKS the contract"
+    click.echo(f"clientkeys check: {base_url} {verdict}.", err=True)
+    if junit_xml is not None:
+        click.echo(f"JUnit XML report: {junit_xml}", err=True)
+    if result.returncode != 0:
+        raise SystemExit(1)
 
 
 @main.command("init-db")

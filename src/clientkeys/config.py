@@ -64,6 +64,10 @@ class Settings:
     max_body_bytes: int = 65536
     browser_sdk_version: str = "7.x"
     browser_sdk_choices: tuple[str, ...] = field(default=("latest", "7.x"))
+    admin_token: str | None = None
+    """Turns on the test controls under /__admin/ for this bearer token; off when unset."""
+    journal_size: int = 1000
+    """How many recent requests the test controls' journal keeps."""
 
     def __post_init__(self) -> None:
         if self.max_per_page > 100:
@@ -110,4 +114,6 @@ _CASTS: dict[str, Callable[[str, str], Any]] = {
     "max_body_bytes": _positive_int,
     "browser_sdk_version": lambda _n, v: v,
     "browser_sdk_choices": lambda _n, v: tuple(c.strip() for c in v.split(",") if c.strip()),
+    "admin_token": lambda _n, v: v,
+    "journal_size": _positive_int,
 }

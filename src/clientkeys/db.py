@@ -127,3 +127,19 @@ def m002_dsn_endpoint_and_audit_log(db: Database) -> None:
             date_added TEXT NOT NULL
         )"""
     )
+
+
+@migrations()
+def m003_request_journal(db: Database) -> None:
+    # The test controls' journal of recent requests (written only when they are on).
+    db.execute(
+        """CREATE TABLE request_log (
+            id INTEGER PRIMARY KEY,
+            method TEXT NOT NULL,
+            path TEXT NOT NULL,
+            query TEXT NOT NULL,
+            status INTEGER NOT NULL,
+            validated INTEGER NOT NULL,
+            date TEXT NOT NULL
+        )"""
+    )

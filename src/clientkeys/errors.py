@@ -21,15 +21,13 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from connexion import FlaskApp
 from connexion.exceptions import ProblemException
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from starlette.exceptions import HTTPException
-
-from clientkeys.resolver import HTTP_METHODS
 
 logger = logging.getLogger(__name__)
 
@@ -141,17 +139,15 @@ async def render_domain_error(_request: ConnexionRequest, exc: Exception) -> Con
     return json_response(exc.status, exc.body(), headers)
 
 
-def _allowed_methods(spec: Mapping[str, Any], path: str) -> list[str] | None:
-    """The methods the spec serves on `path`, or None when no spec path matches it."""
-    for template, item in spec.get("paths", {}).items():
-        pattern = "^" + re.sub(r"\{[^/]+\}", "[^/]+", template) + "$"
-        if re.match(pattern, path):
-            methods = [m.upper() for m in item if m in HTTP_METHODS]
-            return methods + (["HEAD"] if "GET" in methods else []) + ["OPTIONS"]
+def _allowed_methods(routes: Mapping[str, Sequence[str]], path: str) -> list[str] | None:
+    """The methods served on `path`, or None when no route matches it."""
+    for template, methods in routes.items():
+        if re.match("^" + re.sub(r"\{[^/]+\}", "[^/]+", template) + "$", path):
+            return [*methods, *(["HEAD"] if "GET" in methods else []), "OPTIONS"]
     return None
 
 
-def install(app: FlaskApp, spec: Mapping[str, Any]) -> None:
+def install(app: FlaskApp, routes: Mapping[str, Sequence[str]]) -> None:
     """Register the renderers so that every error leaves in the spec's one shape."""
 
     async def render_problem(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
@@ -170,7 +166,7 @@ def install(app: FlaskApp, spec: Mapping[str, Any]) -> None:
         headers = dict(exc.headers or {})
         detail = exc.detail
         if exc.status_code == 405:
-            allowed = _allowed_methods(spec, request.url.path)
+            allowed = _allowed_methods(routes, request.url.path)
             if allowed is not None:
                 headers["Allow"] = ", ".join(allowed)
             detail = f'Method "{request.method}" not allowed.'

@@ -409,3 +409,40 @@ def key_data(row: Row) -> dict[str, Any]:
     """The key's loader settings (`dynamicSdkLoaderOptions`, `browserSdkVersion`)."""
     data: dict[str, Any] = json.loads(row["data"])
     return data
+
+
+# Test controls ---------------------------------------------------------------------------
+
+
+def reset_store(db: Database) -> int:
+    """Delete every key, the audit log and the request journal; returns the keys deleted."""
+    with database.write(db):
+        deleted = db.execute("DELETE FROM keys").rowcount
+        db.execute("DELETE FROM audit_log")
+        db.execute("DELETE FROM request_log")
+    return int(deleted)
+
+
+def log_request(db: Database, entry: Mapping[str, Any], keep: int) -> None:
+    """Journal one request, keeping only the newest `keep` entries."""
+    with database.write(db):
+        cursor = db.execute(
+            "INSERT INTO request_log (method, path, query, status, validated, date) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [entry["method"], entry["path"], entry["query"], entry["status"],
+             int(entry["validated"]), now()],
+        )  # fmt: skip
+        db.execute("DELETE FROM request_log WHERE id <= ?", [(cursor.lastrowid or 0) - keep])
+
+
+def list_requests(db: Database, limit: int) -> list[Row]:
+    """The newest `limit` journal entries, oldest first."""
+    rows = _all(
+        db,
+        "SELECT method, path, query, status, validated, date FROM "
+        "(SELECT * FROM request_log ORDER BY id DESC LIMIT ?) ORDER BY id",
+        [limit],
+    )
+    for row in rows:
+        row["validated"] = bool(row["validated"])
+    return rows

@@ -1,5 +1,6 @@
 """The routing table: one re-export per operationId (see `clientkeys.resolver` for the rule)."""
 
+from clientkeys.handlers.admin import list_recent_requests, reset_the_store
 from clientkeys.handlers.project_keys import (
     create_a_new_client_key,
     delete_a_client_key,
@@ -12,6 +13,8 @@ __all__ = [
     "create_a_new_client_key",
     "delete_a_client_key",
     "list_a_projects_client_keys",
+    "list_recent_requests",
+    "reset_the_store",
     "retrieve_a_client_key",
     "update_a_client_key",
 ]

@@ -1,0 +1,20 @@
+"""Handlers of the test controls (`spec/admin.json`), named after its operationIds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from clientkeys import db, repository
+from clientkeys.handlers._request import settings
+
+
+def reset_the_store() -> tuple[dict[str, Any], int]:
+    """POST /__admin/reset: empty the store; organizations, projects and tokens stay."""
+    with db.connect(settings().database) as database:
+        return {"keysDeleted": repository.reset_store(database)}, 200
+
+
+def list_recent_requests(limit: int = 100) -> tuple[dict[str, Any], int]:
+    """GET /__admin/requests: the newest journal entries, oldest first."""
+    with db.connect(settings().database) as database:
+        return {"requests": repository.list_requests(database, limit)}, 200

@@ -1,0 +1,62 @@
+"""The test controls' request journal: method, path, status, and whether validation passed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from clientkeys import db, repository
+from clientkeys.config import Settings
+
+ENTRY = "clientkeys.journal_entry"
+ADMIN_PREFIX = "/__admin"
+
+
+class JournalMiddleware:
+    """Records every API request (not the test controls' own) once its response has started."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(ADMIN_PREFIX):
+            await self.app(scope, receive, send)
+            return
+        entry: dict[str, Any] = {
+            "method": scope["method"],
+            "path": scope["path"],
+            "query": scope.get("query_string", b"").decode("latin-1"),
+            "status": 500,
+            "validated": False,
+        }
+        scope[ENTRY] = entry
+
+        async def record_status(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                entry["status"] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, record_status)
+        finally:
+            await run_in_threadpool(self._write, entry)
+
+    def _write(self, entry: dict[str, Any]) -> None:
+        with db.connect(self.settings.database) as database:
+            repository.log_request(database, entry, self.settings.journal_size)
+
+
+class ValidatedMarker:
+    """Sits after Connexion's security and validation: reaching it means both passed."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        entry = scope.get(ENTRY)
+        if entry is not None:
+            entry["validated"] = True
+        await self.app(scope, receive, send)
