@@ -13,6 +13,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -21,26 +22,13 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.config import SchemathesisConfig
 
-from clientkeys import db, repository
+from clientkeys import contract, db, repository
 from clientkeys.app import create_app
 from clientkeys.config import Settings
 
 EXAMPLES = int(os.environ.get("CONTRACT_EXAMPLES", "40"))
 ORG, PROJECT = "contract", "keys"
 ALL_SCOPES = ["project:read", "project:write", "project:admin"]
-
-# Explicit `public`/`secret` values are unique: a generated body may repeat one already used,
-# which the server refuses with Sentry's 400 field error. No schema can say "unique", so that
-# one answer is accepted as valid for create.
-CONFIG = """
-[parameters]
-"path.organization_slug" = "{org}"
-"path.project_slug" = "{project}"
-
-[[operations]]
-include-operation-id = "Create a New Client Key"
-checks.positive_data_acceptance.expected-statuses = ["2xx", 400, 401, 403, 404]
-"""
 
 
 def seed_database(path: Path) -> str:
@@ -54,7 +42,9 @@ def seed_database(path: Path) -> str:
 
 
 def contract_config() -> SchemathesisConfig:
-    return SchemathesisConfig.from_str(CONFIG.format(org=ORG, project=PROJECT))
+    return SchemathesisConfig.from_str(
+        contract.CONFIG.format(org=f'"{ORG}"', project=f'"{PROJECT}"')
+    )
 
 
 _folder = tempfile.mkdtemp(prefix="clientkeys-contract-")
@@ -78,49 +68,79 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@contextmanager
+def running(command: list[str], port: int, log: Path) -> Iterator[str]:
+    """Run a server command until the block ends; yields its base URL once it answers."""
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            command, stdout=output, stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        )  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(150):
+                try:
+                    requests.get(f"{url}/openapi.json", timeout=1)
+                    break
+                except requests.ConnectionError:
+                    time.sleep(0.1)
+            yield url
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+
+
+def serve_command(port: int, database: Path) -> list[str]:
+    return [sys.executable, "-m", "clientkeys", "serve", "--port", str(port),
+            "--database", str(database), "--log-level", "warning"]  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     folder = tmp_path_factory.mktemp("live")
     token = seed_database(folder / "live.db")
     port = free_port()
-    log = (folder / "server.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "clientkeys", "serve", "--port", str(port),
-         "--database", str(folder / "live.db"), "--log-level", "warning"],
-        stdout=log, stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONWARNINGS": "ignore"},
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            try:
-                requests.get(f"{url}/openapi.json", timeout=1)
-                break
-            except requests.ConnectionError:
-                time.sleep(0.1)
+    with running(serve_command(port, folder / "live.db"), port, folder / "server.log") as url:
         yield url, token
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        log.close()
 
 
-@pytest.mark.fuzz
-def test_live_server_passes_every_schemathesis_check(
-    live_server: tuple[str, str], tmp_path: Path
-) -> None:
-    url, token = live_server
-    config = tmp_path / "schemathesis.toml"
-    config.write_text(CONFIG.format(org=ORG, project=PROJECT))
-    result = subprocess.run(
-        [str(Path(sys.executable).parent / "schemathesis"), "--config-file", str(config), "run",
-         f"{url}/openapi.json", "--checks", "all", "--max-examples", str(EXAMPLES),
-         "--header", f"Authorization: Bearer {token}", "--seed", "1", "--workers", "1"],
+def run_check(url: str, token: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "clientkeys", "check", url, "--token", token, "--org", ORG,
+         "--project", PROJECT, "--max-examples", str(EXAMPLES), "--seed", "1", *extra],
         capture_output=True, text=True, timeout=600,
         env={**os.environ, "PYTHONWARNINGS": "ignore", "NO_COLOR": "1"},
     )  # fmt: skip
+
+
+@pytest.mark.fuzz
+def test_live_server_passes_clientkeys_check(live_server: tuple[str, str], tmp_path: Path) -> None:
+    url, token = live_server
+    result = run_check(url, token, "--junit-xml", str(tmp_path / "junit.xml"))
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     # Every phase ran, the stateful one along the spec's links (create -> read/update/delete).
     for phase in ("Examples", "Coverage", "Fuzzing", "Stateful"):
         assert f"✅  {phase}" in result.stdout, result.stdout[-3000:]
     assert "API Links:" in result.stdout
+    assert f"{url} keeps the contract." in result.stderr
+    report = (tmp_path / "junit.xml").read_text()
+    assert "<testsuite" in report and 'failures="0"' in report
+
+
+@pytest.mark.fuzz
+@pytest.mark.parametrize(
+    ("how", "finding"),
+    [("no-link", "Missing required response headers"), ("create-200", "Undocumented status code")],
+)
+def test_check_fails_a_broken_server_with_a_clear_report(
+    tmp_path: Path, how: str, finding: str
+) -> None:
+    token = seed_database(tmp_path / "broken.db")
+    port = free_port()
+    command = [sys.executable, str(Path(__file__).parent / "broken_server.py"), str(port),
+               str(tmp_path / "broken.db"), how]  # fmt: skip
+    with running(command, port, tmp_path / "server.log") as url:
+        result = run_check(url, token, "--phases", "examples,coverage")
+    assert result.returncode == 1
+    assert finding in result.stdout, result.stdout[-4000:]
+    assert f"{url} BREAKS the contract." in result.stderr

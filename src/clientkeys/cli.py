@@ -18,7 +18,7 @@ warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testcli
 
 from sqlite_utils import Database  # noqa: E402
 
-from clientkeys import __version__, contract, db, repository  # noqa: E402
+from clientkeys import __version__, contract, db, fixtures, repository  # noqa: E402
 from clientkeys.config import PREFIX, Settings, SettingsError, url_setting  # noqa: E402
 from clientkeys.contract import PHASES  # noqa: E402
 from clientkeys.errors import ClientKeysError  # noqa: E402
@@ -101,6 +101,19 @@ def main() -> None:
 )
 @click.option("--demo", is_flag=True, help="Create demo data first (see `clientkeys demo`).")
 @click.option(
+    "--fixtures",
+    "fixtures_file",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Load organizations, projects, keys and tokens from this JSON or YAML file.",
+)
+@click.option(
+    "--admin-token",
+    default=None,
+    help=f"Turn on the test controls under /__admin/ for this token. "
+    f"[env: {PREFIX}ADMIN_TOKEN; default: off]",
+)
+@click.option(
     "--log-level",
     default="info",
     show_default=True,
@@ -116,6 +129,8 @@ def serve(
     workers: int,
     validate_responses: bool | None,
     demo: bool,
+    fixtures_file: Path | None,
+    admin_token: str | None,
     log_level: str,
 ) -> None:
     """Serve the API with uvicorn."""
@@ -127,8 +142,16 @@ def serve(
         ingest_url=ingest_url,
         cdn_url=cdn_url,
         validate_responses=validate_responses,
+        admin_token=admin_token,
     )
     with store(settings.database) as conn:
+        if fixtures_file is not None:
+            try:
+                created = fixtures.load(conn, fixtures_file)
+            except fixtures.FixturesError as exc:
+                raise click.ClickException(str(exc)) from None
+            counts = ", ".join(f"{n} {what}" for what, n in created.items())
+            click.echo(f"Fixtures {fixtures_file}: created {counts}.")
         if demo:
             _print_demo(conn, settings.public_url or f"http://{host}:{port}")
     # Workers build their app from the environment: hand them the resolved settings there.

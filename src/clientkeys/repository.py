@@ -132,7 +132,13 @@ def list_audit(db: Database, organization_ref: str | None = None) -> list[Row]:
 # Projects ------------------------------------------------------------------------------
 
 
-def insert_project(db: Database, organization_ref: str, slug: str, name: str | None = None) -> Row:
+def insert_project(
+    db: Database,
+    organization_ref: str,
+    slug: str,
+    name: str | None = None,
+    default_key: bool = True,
+) -> Row:
     """Create a project with its first key, labelled "Default", as Sentry does."""
     check_slug(slug, "project")
     organization = get_organization(db, organization_ref)
@@ -144,7 +150,8 @@ def insert_project(db: Database, organization_ref: str, slug: str, name: str | N
                 [organization["id"], slug, name or slug, now()],
             )
             project_id = cursor.lastrowid
-            _insert_key(db, project_id, label="Default")
+            if default_key:
+                _insert_key(db, project_id, label="Default")
     except sqlite3.IntegrityError:
         raise Conflict(
             f"The organization {organization['slug']!r} already has a project {slug!r}."
@@ -233,6 +240,7 @@ def _insert_key(
     secret: str | None = None,
     rate_limit: tuple[int, int] | None = None,
     use_case: str = "user",
+    active: bool = True,
 ) -> int:
     data = {"dynamicSdkLoaderOptions": dict(DEFAULT_LOADER_OPTIONS)}
     count, window = rate_limit or (None, None)
@@ -245,7 +253,7 @@ def _insert_key(
             label or petname(),
             public or secrets.token_hex(16),
             secret or secrets.token_hex(16),
-            ACTIVE,
+            ACTIVE if active else INACTIVE,
             use_case,
             count,
             window,
@@ -266,6 +274,7 @@ def insert_key(
     secret: str | None = None,
     rate_limit: Mapping[str, Any] | None = None,
     use_case: str = "user",
+    active: bool = True,
 ) -> Row:
     """Create a key. A rate limit is stored only when both count and window are non-zero."""
     for field, value in (("public", public), ("secret", secret)):
@@ -285,6 +294,7 @@ def insert_key(
                 secret=secret,
                 rate_limit=limit,
                 use_case=use_case,
+                active=active,
             )
             row = _one(db, "SELECT * FROM keys WHERE id = ?", [key_id])
             assert row is not None
@@ -294,6 +304,11 @@ def insert_key(
             {"public": ["A client key with this public key already exists."]}
         ) from None
     return row
+
+
+def find_key(db: Database, public_key: str) -> Row | None:
+    """Any key by its public key, or None."""
+    return _one(db, "SELECT * FROM keys WHERE public_key = ?", [public_key])
 
 
 def _visibility(include_internal: bool) -> str:

@@ -1,0 +1,77 @@
+"""The test controls: /__admin/reset and /__admin/requests, only with the admin token."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from clientkeys.app import create_app
+from clientkeys.config import Settings
+from conftest import World, assert_error
+
+ADMIN = {"Authorization": "Bearer admin-secret"}
+KEYS = "/api/0/projects/acme/web/keys/"
+
+
+@pytest.fixture
+def controlled(settings: Settings, world: World) -> Iterator[Any]:
+    app = create_app(settings.replace(admin_token="admin-secret", journal_size=5))
+    with app.test_client() as client:
+        yield client
+
+
+def test_controls_are_off_without_an_admin_token(client: Any, world: World) -> None:
+    assert_error(client.post("/__admin/reset", headers=ADMIN), 404)
+    assert_error(client.get("/__admin/requests", headers=ADMIN), 404)
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}])
+def test_controls_need_the_admin_token(controlled: Any, world: World, headers: Any) -> None:
+    assert_error(controlled.post("/__admin/reset", headers=headers), 401)
+    assert_error(controlled.post("/__admin/reset", headers=world.headers("superuser")), 401)
+    assert world.key_count() == 2
+
+
+def test_reset_empties_the_store_and_keeps_the_rest(controlled: Any, world: World) -> None:
+    controlled.post(KEYS, json={"name": "x"}, headers=world.headers())
+    response = controlled.post("/__admin/reset", headers=ADMIN)
+    assert response.status_code == 200 and response.json() == {"keysDeleted": 3}
+    assert controlled.get(KEYS, headers=world.headers()).json() == []
+    assert controlled.post(KEYS, json={}, headers=world.headers()).status_code == 201
+
+
+def test_journal_records_requests_and_whether_they_passed_validation(
+    controlled: Any, world: World
+) -> None:
+    controlled.post(KEYS, json={"name": "ok"}, headers=world.headers())
+    controlled.post(KEYS, json={"name": "x" * 65}, headers=world.headers())
+    controlled.get(KEYS + "?per_page=2", headers=world.headers("read"))
+    controlled.get(KEYS)
+    journal = controlled.get("/__admin/requests", headers=ADMIN).json()["requests"]
+    assert [(e["method"], e["path"], e["query"], e["status"], e["validated"]) for e in journal] == [
+        ("POST", KEYS, "", 201, True),
+        ("POST", KEYS, "", 400, False),
+        ("GET", KEYS, "per_page=2", 200, True),
+        ("GET", KEYS, "", 401, False),
+    ]
+
+
+def test_journal_keeps_only_the_newest_entries(controlled: Any, world: World) -> None:
+    for page in range(1, 9):
+        controlled.get(KEYS + f"?per_page={page}", headers=world.headers())
+    journal = controlled.get("/__admin/requests", headers=ADMIN).json()["requests"]
+    assert [e["query"] for e in journal] == [f"per_page={p}" for p in range(4, 9)]
+    latest = controlled.get("/__admin/requests?limit=2", headers=ADMIN).json()["requests"]
+    assert [e["query"] for e in latest] == ["per_page=7", "per_page=8"]
+
+
+def test_journal_limit_is_validated(controlled: Any) -> None:
+    assert_error(controlled.get("/__admin/requests?limit=0", headers=ADMIN), 400)
+
+
+def test_reset_clears_the_journal(controlled: Any, world: World) -> None:
+    controlled.get(KEYS, headers=world.headers())
+    controlled.post("/__admin/reset", headers=ADMIN)
+    assert controlled.get("/__admin/requests", headers=ADMIN).json() == {"requests": []}
