@@ -15,7 +15,8 @@ ADMIN_PREFIX = "/__admin"
 
 
 class JournalMiddleware:
-    """Records every API request (not the test controls' own) once its response has started."""
+    """Records every API request (not the test controls' own) before its response leaves, so
+    a client that reads the journal right after an answer finds that request in it."""
 
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
@@ -37,12 +38,10 @@ class JournalMiddleware:
         async def record_status(message: Message) -> None:
             if message["type"] == "http.response.start":
                 entry["status"] = message["status"]
+                await run_in_threadpool(self._write, entry)
             await send(message)
 
-        try:
-            await self.app(scope, receive, record_status)
-        finally:
-            await run_in_threadpool(self._write, entry)
+        await self.app(scope, receive, record_status)
 
     def _write(self, entry: dict[str, Any]) -> None:
         with db.connect(self.settings.database) as database:

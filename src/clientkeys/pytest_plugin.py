@@ -1,0 +1,177 @@
+"""pytest plugin: a clientkeys server for your tests, seeded and reset for each test.
+
+Installed with clientkeys (entry point `pytest11`); its fixtures are there in any suite:
+
+- `clientkeys_server`: a real `clientkeys serve` on a free loopback port with its own database
+  in a temporary folder, one per test process (pytest-xdist workers never share one), emptied
+  before each test. Use it with any HTTP client.
+- `clientkeys_app`: the same API in process (no socket, no subprocess), a fresh database per
+  test; `.client` is a Starlette test client with the `requests` API.
+
+Both hand the test a `ClientKeys`: `base_url`, `org`, `project`, `keys_url`, `tokens`
+("read", "write", "admin"), `headers(kind)`, `reset()` and `journal()`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ORG, PROJECT = "acme", "web"
+SCOPES = {
+    "read": ["project:read"],
+    "write": ["project:read", "project:write"],
+    "admin": ["project:read", "project:write", "project:admin"],
+}
+
+
+@dataclass
+class ClientKeys:
+    """A seeded clientkeys: an organization, a project without keys, and three tokens."""
+
+    base_url: str
+    tokens: dict[str, str]
+    admin_token: str
+    org: str = ORG
+    project: str = PROJECT
+    client: Any = field(default=None, repr=False)
+    """For `clientkeys_app`: a test client (requests API) bound to the in-process app."""
+
+    @property
+    def keys_url(self) -> str:
+        """The project's keys endpoint."""
+        return f"{self.base_url}/api/0/projects/{self.org}/{self.project}/keys/"
+
+    def key_url(self, key_id: str) -> str:
+        """One key's endpoint."""
+        return f"{self.keys_url}{key_id}/"
+
+    def headers(self, kind: str = "admin") -> dict[str, str]:
+        """`Authorization` for the "read", "write" (read + write) or "admin" (all) token."""
+        return {"Authorization": f"Bearer {self.tokens[kind]}"}
+
+    def _admin(self, method: str, path: str) -> Any:
+        headers = {"Authorization": f"Bearer {self.admin_token}"}
+        if self.client is not None:
+            response = self.client.request(method, f"/__admin{path}", headers=headers)
+            response.raise_for_status()
+            return response.json()
+        request = urllib.request.Request(
+            f"{self.base_url}/__admin{path}", method=method, headers=headers
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read())
+
+    def reset(self) -> None:
+        """Delete every key (and the journal); the organization, project and tokens stay."""
+        self._admin("POST", "/reset")
+
+    def journal(self) -> list[dict[str, Any]]:
+        """The requests the server received, oldest first: method, path, query, status,
+        and whether each passed validation."""
+        entries: list[dict[str, Any]] = self._admin("GET", "/requests?limit=10000")["requests"]
+        return entries
+
+
+def fixtures_for(tokens: dict[str, str]) -> dict[str, Any]:
+    """The seed, in `clientkeys serve --fixtures` form."""
+    return {
+        "organizations": [{"slug": ORG, "projects": [{"slug": PROJECT, "keys": []}]}],
+        "tokens": [
+            {"token": token, "org": ORG, "scopes": SCOPES[kind], "label": f"pytest {kind}"}
+            for kind, token in tokens.items()
+        ],
+    }
+
+
+def new_tokens() -> dict[str, str]:
+    return {kind: f"sntrys_pytest_{kind}_{secrets.token_hex(16)}" for kind in SCOPES}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            break
+        try:
+            with urllib.request.urlopen(f"{url}/openapi.json", timeout=1):
+                return
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.05)
+    process.kill()
+    raise RuntimeError(f"clientkeys did not start; its log:\n{log.read_text()[-4000:]}")
+
+
+@pytest.fixture(scope="session")
+def clientkeys_live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClientKeys]:
+    """One real server per test process; prefer `clientkeys_server`, which also resets it."""
+    folder = tmp_path_factory.mktemp("clientkeys")
+    tokens, admin_token = new_tokens(), secrets.token_hex(16)
+    (folder / "fixtures.json").write_text(json.dumps(fixtures_for(tokens)))
+    port = _free_port()
+    log = folder / "server.log"
+    command = [
+        sys.executable, "-m", "clientkeys", "serve", "--host", "127.0.0.1", "--port", str(port),
+        "--database", str(folder / "clientkeys.db"), "--fixtures", str(folder / "fixtures.json"),
+        "--admin-token", admin_token, "--log-level", "warning",
+    ]  # fmt: skip
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            command, stdout=output, stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        )  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        try:
+            _wait_until_up(url, process, log)
+            yield ClientKeys(base_url=url, tokens=tokens, admin_token=admin_token)
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@pytest.fixture
+def clientkeys_server(clientkeys_live_server: ClientKeys) -> ClientKeys:
+    """A real clientkeys server, emptied for this test (no keys; org, project, tokens kept)."""
+    clientkeys_live_server.reset()
+    return clientkeys_live_server
+
+
+@pytest.fixture
+def clientkeys_app(tmp_path: Path) -> Iterator[ClientKeys]:
+    """The API in process with a fresh database: fast, no socket. Use `.client`."""
+    from clientkeys import db, fixtures
+    from clientkeys.app import create_app
+    from clientkeys.config import Settings
+
+    tokens, admin_token = new_tokens(), secrets.token_hex(16)
+    settings = Settings(database=tmp_path / "clientkeys.db", admin_token=admin_token)
+    app = create_app(settings)
+    with db.connect(settings.database) as conn:
+        fixtures.apply(conn, fixtures_for(tokens))
+    with app.test_client() as client:
+        yield ClientKeys(
+            base_url="http://testserver", tokens=tokens, admin_token=admin_token, client=client
+        )
