@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from connexion import FlaskApp
-from connexion.datastructures import MediaTypeDict
 from connexion.middleware import MiddlewarePosition
 from connexion.options import SwaggerUIOptions
 from connexion.spec import Specification
@@ -16,8 +15,8 @@ from clientkeys.auth import SentryBearerHandler
 from clientkeys.config import Settings
 from clientkeys.guards import BodyLimitMiddleware, PathGuardMiddleware
 from clientkeys.journal import JournalMiddleware, ValidatedMarker
-from clientkeys.resolver import HTTP_METHODS, OperationIdResolver, check_handlers
-from clientkeys.validation import SentryJSONBodyValidator, SentryParameterValidator
+from clientkeys.resolver import OperationIdResolver, check_handlers, routes_of
+from clientkeys.validation import VALIDATOR_MAP
 
 SPEC_FILE = "openapi.json"
 ADMIN_SPEC_FILE = "admin.json"
@@ -42,25 +41,13 @@ def load_spec(spec_dir: Path, name: str = SPEC_FILE) -> Specification:
     return Specification.load(spec_dir.resolve() / name)
 
 
-def routes_of(specs: list[Specification]) -> dict[str, list[str]]:
-    """Every served path template (base path included) with the methods it takes."""
-    return {
-        spec.base_path + path: [m.upper() for m in item if m in HTTP_METHODS]
-        for spec in specs
-        for path, item in spec["paths"].items()
-    }
-
-
 def _add_api(app: FlaskApp, name: str, settings: Settings) -> Specification:
     app.add_api(
         name,
         resolver=OperationIdResolver(HANDLERS),
         strict_validation=True,
         validate_responses=settings.validate_responses,
-        validator_map={
-            "parameter": SentryParameterValidator,
-            "body": MediaTypeDict({"*/*json": SentryJSONBodyValidator}),
-        },
+        validator_map=VALIDATOR_MAP,
         security_map={"bearer": SentryBearerHandler},
         swagger_ui_options=SwaggerUIOptions(serve_spec=True, swagger_ui=False),
     )

@@ -249,6 +249,62 @@ def check(
         raise SystemExit(1)
 
 
+@main.command()
+@click.option(
+    "--spec",
+    "spec_file",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Any OpenAPI 3.0 document. [default: clientkeys' own spec]",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
+@click.option("--port", "-p", default=4010, show_default=True, type=int, help="Port to bind.")
+@click.option(
+    "--token",
+    "tokens",
+    multiple=True,
+    metavar="TOKEN[=SCOPE,...]",
+    help="A bearer token the mock accepts, with its scopes (default: all three). "
+    "Repeatable. Without any, every well-formed bearer token is accepted.",
+)
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+)
+def mock(
+    spec_file: Path | None, host: str, port: int, tokens: tuple[str, ...], log_level: str
+) -> None:
+    """Serve a stateless mock of the spec, answered from its examples.
+
+    Requests are validated and authenticated as by the real server. The Prefer header picks
+    the answer: `code=404`, `example=NAME`, `dynamic=true` (generated from the schema),
+    `delay=MS`. Every example is checked against its schema first.
+    """
+    import uvicorn
+
+    from clientkeys.mock import InvalidExample, create_mock_app
+
+    spec_file = spec_file or load_settings().spec_dir / "openapi.json"
+    accepted = dict(_token_argument(t) for t in tokens) if tokens else None
+    try:
+        app = create_mock_app(spec_file, accepted)
+    except InvalidExample as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Mocking {spec_file} on http://{host}:{port}", err=True)
+    uvicorn.run(app, host=host, port=port, log_level=log_level)
+
+
+def _token_argument(value: str) -> tuple[str, frozenset[str]]:
+    token, _, scopes = value.partition("=")
+    try:
+        checked = repository.check_scopes(scopes.split(",") if scopes else repository.SCOPES)
+    except ClientKeysError as exc:
+        raise click.BadParameter(exc.detail, param_hint="--token") from None
+    return token, frozenset(checked)
+
+
 @main.command("init-db")
 @database_option
 def init_db(database: Path | None) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from connexion.resolver import RelativeResolver
@@ -43,3 +43,12 @@ def check_handlers(spec: Mapping[str, Any], package: str) -> None:
                         f"{method.upper()} {path}: operationId {operation_id!r} has no handler "
                         f"{package}.{name}"
                     )
+
+
+def routes_of(specs: Iterable[Any]) -> dict[str, list[str]]:
+    """Every served path template (base path included) with the methods it takes."""
+    return {
+        spec.base_path + path: [m.upper() for m in item if m in HTTP_METHODS]
+        for spec in specs
+        for path, item in spec["paths"].items()
+    }

@@ -11,6 +11,7 @@ import json
 from collections.abc import AsyncGenerator, Iterator
 from typing import Any
 
+from connexion.datastructures import MediaTypeDict
 from connexion.json_schema import Draft4RequestValidator
 from connexion.lifecycle import ConnexionRequest
 from connexion.validators import JSONRequestBodyValidator, ParameterValidator
@@ -154,3 +155,10 @@ class SentryParameterValidator(ParameterValidator):  # type: ignore[misc]
             except ClientKeysError as exc:
                 return exc.detail
         return error
+
+
+VALIDATOR_MAP = {
+    "parameter": SentryParameterValidator,
+    "body": MediaTypeDict({"*/*json": SentryJSONBodyValidator}),
+}
+"""Connexion's `validator_map` for every app this package builds."""

@@ -1,0 +1,267 @@
+"""`clientkeys mock`: a stateless mock of any OpenAPI 3.0 spec, answered from its examples.
+
+Requests get the real server's checks (strict request validation, bearer auth with scopes);
+responses come from the spec. Each example is validated against its schema at start, and the
+`Prefer` header picks a response the way Stoplight Prism reads it:
+
+    Prefer: code=404                 that documented status
+    Prefer: example=cursor           that named example of the chosen response
+    Prefer: dynamic=true             data generated from the schema (valid against it)
+    Prefer: delay=250                answer after 250 ms (timeout testing)
+
+Several preferences combine: `Prefer: code=400, example=field, delay=100`.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from connexion import FlaskApp, request
+from connexion.middleware import MiddlewarePosition
+from connexion.mock import MockResolver
+from connexion.options import SwaggerUIOptions
+from connexion.spec import Specification
+from openapi_schema_validator import OAS30Validator
+
+from clientkeys import errors
+from clientkeys.auth import SentryBearerHandler, TokenInfo
+from clientkeys.errors import BadRequest
+from clientkeys.guards import BodyLimitMiddleware, PathGuardMiddleware
+from clientkeys.repository import SCOPES
+from clientkeys.resolver import HTTP_METHODS, routes_of
+from clientkeys.validation import VALIDATOR_MAP
+
+MAX_DELAY_MS = 60_000
+GENERATION_TRIES = 25
+
+
+class InvalidExample(ValueError):
+    """An example in the spec does not match its schema; the message says where and why."""
+
+
+# Examples --------------------------------------------------------------------------------------
+
+
+def _schema_examples(schema: Any, where: str, seen: set[int]) -> Iterator[tuple[str, Any, Any]]:
+    """`example`s inside a schema and its subschemas, each with the schema it illustrates."""
+    if not isinstance(schema, dict) or id(schema) in seen:
+        return
+    seen.add(id(schema))
+    if "example" in schema:
+        yield where, schema["example"], schema
+    for name, sub in schema.get("properties", {}).items():
+        yield from _schema_examples(sub, f"{where}.{name}", seen)
+    for keyword in ("items", "additionalProperties", "not"):
+        yield from _schema_examples(schema.get(keyword), f"{where}.{keyword}", seen)
+    for keyword in ("anyOf", "oneOf", "allOf"):
+        for index, sub in enumerate(schema.get(keyword, [])):
+            yield from _schema_examples(sub, f"{where}.{keyword}[{index}]", seen)
+
+
+def _carrier_examples(
+    carrier: Mapping[str, Any], where: str, seen: set[int]
+) -> Iterator[tuple[str, Any, Any]]:
+    """Examples of a media type, parameter or header object, and of its schema."""
+    schema = carrier.get("schema", {})
+    if "example" in carrier:
+        yield where, carrier["example"], schema
+    for name, example in (carrier.get("examples") or {}).items():
+        if isinstance(example, dict) and "value" in example:
+            yield f"{where} example {name!r}", example["value"], schema
+    yield from _schema_examples(schema, f"{where} schema", seen)
+
+
+def iter_examples(spec: Mapping[str, Any]) -> Iterator[tuple[str, Any, Any]]:
+    """Every example of a resolved spec as (where, value, schema)."""
+    seen: set[int] = set()
+    for path, item in spec.get("paths", {}).items():
+        for parameter in item.get("parameters", []):
+            yield from _carrier_examples(parameter, f"{path} parameter {parameter['name']}", seen)
+        for method in HTTP_METHODS:
+            operation = item.get(method)
+            if operation is None:
+                continue
+            at = f"{method.upper()} {path}"
+            for parameter in operation.get("parameters", []):
+                yield from _carrier_examples(parameter, f"{at} parameter {parameter['name']}", seen)
+            body = operation.get("requestBody", {})
+            for media, content in body.get("content", {}).items():
+                yield from _carrier_examples(content, f"{at} request {media}", seen)
+            for status, response in operation.get("responses", {}).items():
+                for media, content in response.get("content", {}).items():
+                    yield from _carrier_examples(content, f"{at} {status} {media}", seen)
+                for name, header in response.get("headers", {}).items():
+                    yield from _carrier_examples(header, f"{at} {status} header {name}", seen)
+
+
+def check_examples(spec: Mapping[str, Any]) -> int:
+    """Validate every example against its schema; returns how many there are."""
+    count = 0
+    for where, value, schema in iter_examples(spec):
+        error = next(iter(OAS30Validator(schema).iter_errors(value)), None)
+        if error is not None:
+            raise InvalidExample(f"Invalid example at {where}: {error.message}")
+        count += 1
+    return count
+
+
+# Choosing a response -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Prefer:
+    """The mock-control preferences of a request's `Prefer` header."""
+
+    code: str | None = None
+    example: str | None = None
+    dynamic: bool = False
+    delay_ms: int = 0
+
+    @classmethod
+    def parse(cls, header: str | None) -> Prefer:
+        values = dict(
+            (name.strip().lower(), value.strip().strip('"'))
+            for name, _, value in (
+                part.partition("=") for part in re.split(r"[,;]", header or "") if "=" in part
+            )
+        )
+        delay = values.get("delay", "0")
+        if not delay.isdigit():
+            raise BadRequest(f"Prefer delay must be milliseconds, got {delay!r}.")
+        return cls(
+            code=values.get("code"),
+            example=values.get("example"),
+            dynamic=values.get("dynamic", "").lower() == "true",
+            delay_ms=min(int(delay), MAX_DELAY_MS),
+        )
+
+
+def generate(schema: Any) -> Any:
+    """Data generated from a schema with jsf, retried until it validates against the schema."""
+    from jsf import JSF
+
+    validator = OAS30Validator(schema)
+    for _ in range(GENERATION_TRIES):
+        value = JSF(schema).generate()
+        if validator.is_valid(value):
+            return value
+    raise BadRequest("Could not generate data valid against this response's schema.")
+
+
+def _static_body(content: Mapping[str, Any], prefer: Prefer) -> Any:
+    examples = content.get("examples") or {}
+    if prefer.example is not None:
+        if prefer.example not in examples:
+            names = ", ".join(examples) or "none"
+            raise BadRequest(f"No example {prefer.example!r} here; named examples: {names}.")
+        return examples[prefer.example]["value"]
+    if examples:
+        return next(iter(examples.values()))["value"]
+    if "example" in content:
+        return content["example"]
+    schema = content.get("schema", {})
+    return schema["example"] if "example" in schema else generate(schema)
+
+
+def _header_value(header: Mapping[str, Any], prefer: Prefer) -> str | None:
+    schema = header.get("schema", {})
+    if "example" in header:
+        return str(header["example"])
+    if "example" in schema:
+        return str(schema["example"])
+    if header.get("required"):
+        return str(generate(schema))
+    return None
+
+
+def respond(operation: Mapping[str, Any], prefer: Prefer) -> tuple[Any, int, dict[str, str]]:
+    """The response the mock gives for an operation: (body, status, headers)."""
+    responses = operation["responses"]
+    codes = [c for c in responses if c.isdigit()]
+    if prefer.code is not None:
+        if prefer.code not in responses:
+            raise BadRequest(
+                f"Prefer code={prefer.code} is not documented here; documented: {', '.join(codes)}."
+            )
+        status = prefer.code
+    else:
+        status = min((c for c in codes if c.startswith("2")), default=min(codes))
+    response = responses[status]
+    content = response.get("content", {})
+    body = None
+    if content:
+        media = content.get("application/json") or next(iter(content.values()))
+        body = generate(media.get("schema", {})) if prefer.dynamic else _static_body(media, prefer)
+    headers = {}
+    for name, header in response.get("headers", {}).items():
+        value = _header_value(header, prefer)
+        if value is not None:
+            headers[name] = value
+    return body, int(status), headers
+
+
+# The app ---------------------------------------------------------------------------------------
+
+
+class ExamplesResolver(MockResolver):  # type: ignore[misc]
+    """Resolves every operation to the mock, which answers from the resolved spec."""
+
+    def __init__(self, spec: Mapping[str, Any]) -> None:
+        super().__init__(mock_all=True)
+        self.spec = spec
+
+    def mock_operation(self, operation: Any, *args: Any, **kwargs: Any) -> Any:
+        spec_operation = self.spec["paths"][operation.path][operation.method.lower()]
+        prefer = Prefer.parse(request.headers.get("Prefer"))
+        if prefer.delay_ms:
+            time.sleep(prefer.delay_ms / 1000)
+        body, status, headers = respond(spec_operation, prefer)
+        return body, status, headers
+
+
+def bearer_handler(tokens: Mapping[str, frozenset[str]] | None) -> type[SentryBearerHandler]:
+    """Sentry's bearer checks over a fixed token list; None accepts any token, all scopes."""
+
+    def info(token: str, request: Any = None) -> TokenInfo | None:
+        scopes = frozenset(SCOPES) if tokens is None else tokens.get(token)
+        if scopes is None:
+            return None
+        return {"sub": "mock", "organization_id": None, "scopes": scopes, "is_superuser": False}
+
+    class MockBearerHandler(SentryBearerHandler):
+        def _resolve_func(self, security_scheme: Any) -> Any:
+            return info
+
+    return MockBearerHandler
+
+
+def create_mock_app(
+    spec_file: Path,
+    tokens: Mapping[str, frozenset[str]] | None = None,
+    max_body_bytes: int = 65536,
+) -> FlaskApp:
+    """The mock app for a spec; InvalidExample if any example contradicts its schema."""
+    spec_file = spec_file.resolve()
+    spec = Specification.load(spec_file)
+    check_examples(spec)
+    app = FlaskApp(__name__, specification_dir=spec_file.parent)
+    app.add_api(
+        spec_file.name,
+        resolver=ExamplesResolver(spec),
+        strict_validation=True,
+        validate_responses=True,
+        validator_map=VALIDATOR_MAP,
+        security_map={"bearer": bearer_handler(tokens)},
+        swagger_ui_options=SwaggerUIOptions(serve_spec=True, swagger_ui=False),
+    )
+    errors.install(app, routes_of([spec]))
+    app.add_middleware(
+        BodyLimitMiddleware, position=MiddlewarePosition.BEFORE_SWAGGER, max_bytes=max_body_bytes
+    )
+    app.add_middleware(PathGuardMiddleware, position=MiddlewarePosition.BEFORE_SWAGGER)
+    return app
