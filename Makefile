@@ -4,10 +4,10 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PORT   ?= 8000
-SPEC   := spec/openapi.json
+SPEC   := spec/openapi.json spec/admin.json
 
 .DEFAULT_GOAL := help
-.PHONY: help install run serve test unit lint fmt spec fuzz db smoke clean
+.PHONY: help install run serve mock contract test unit lint fmt spec fuzz db smoke clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -25,6 +25,18 @@ run: install ## Set up, create demo data (printed) and serve on http://127.0.0.1
 
 serve: install ## Serve without creating demo data
 	$(BIN)/clientkeys serve --port $(PORT)
+
+mock: install ## Serve the examples-based mock of the spec on http://127.0.0.1:4010
+	$(BIN)/clientkeys mock
+
+CONTRACT_PORT ?= 8765
+contract: install ## Start a server with tests/data/ci.yaml, check it, write reports/junit.xml
+	rm -f reports/contract.db reports/contract.db-wal reports/contract.db-shm && mkdir -p reports
+	$(BIN)/clientkeys serve --port $(CONTRACT_PORT) --database reports/contract.db \
+	    --fixtures tests/data/ci.yaml --log-level warning & pid=$$!; \
+	trap "kill $$pid" EXIT; \
+	$(BIN)/clientkeys check http://127.0.0.1:$(CONTRACT_PORT) --wait 30 \
+	    --token sntrys_ci_admin_token --org acme --project web --junit-xml reports/junit.xml
 
 db: install ## Create the database or apply pending migrations
 	$(BIN)/clientkeys init-db
@@ -44,7 +56,7 @@ fmt: install ## Format the code
 	$(BIN)/ruff format src tests
 	$(BIN)/ruff check --fix src tests
 
-spec: install ## Validate the OpenAPI document
+spec: install ## Validate the OpenAPI documents
 	$(BIN)/openapi-spec-validator $(SPEC)
 
 fuzz: install ## A longer Schemathesis run (CONTRACT_EXAMPLES=500)

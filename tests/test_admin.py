@@ -75,3 +75,8 @@ def test_reset_clears_the_journal(controlled: Any, world: World) -> None:
     controlled.get(KEYS, headers=world.headers())
     controlled.post("/__admin/reset", headers=ADMIN)
     assert controlled.get("/__admin/requests", headers=ADMIN).json() == {"requests": []}
+
+
+def test_controls_spec_is_served_beside_them(controlled: Any) -> None:
+    spec = controlled.get("/__admin/openapi.json").json()
+    assert set(spec["paths"]) == {"/reset", "/requests"}

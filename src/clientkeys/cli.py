@@ -215,7 +215,15 @@ def settings_env(settings: Settings) -> dict[str, str]:
     default=None,
     help="The contract to check. [default: clientkeys' own spec]",
 )
+@click.option(
+    "--wait",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Seconds to wait for the server to accept connections.",
+)
 def check(
+    wait: float,
     base_url: str,
     token: str,
     organization: str,
@@ -237,6 +245,8 @@ def check(
     if unknown or not chosen:
         raise click.BadParameter(f"choose from {', '.join(PHASES)}", param_hint="--phases")
     spec_file = spec_file or load_settings().spec_dir / "openapi.json"
+    if not contract.wait_for(base_url, wait):
+        raise click.ClickException(f"Nothing answers at {base_url} (waited {wait:g} s).")
     click.echo(f"Checking {base_url} against {spec_file} ({', '.join(chosen)})", err=True)
     result = contract.check(spec_file, base_url, token, organization, project,
                             max_examples=max_examples, phases=chosen, junit=junit_xml, seed=seed,

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from connexion.spec import Specification
 
@@ -30,6 +33,21 @@ CONFIG = """
 include-operation-id = "Create a New Client Key"
 checks.positive_data_acceptance.expected-statuses = ["2xx", 400, 401, 403, 404]
 """
+
+
+def wait_for(base_url: str, seconds: float) -> bool:
+    """Whether the server at `base_url` accepts connections within `seconds`."""
+    parts = urlsplit(base_url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with socket.create_connection((parts.hostname or "127.0.0.1", port), timeout=1):
+                return True
+        except OSError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.1)
 
 
 def bundle(spec_file: Path) -> dict[str, object]:
