@@ -7,7 +7,7 @@ PORT   ?= 8000
 SPEC   := spec/openapi.json spec/admin.json
 
 .DEFAULT_GOAL := help
-.PHONY: help install run serve mock contract test unit lint fmt spec fuzz db smoke clean
+.PHONY: help install run serve mock contract bench test unit lint fmt spec fuzz db smoke clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -37,6 +37,11 @@ contract: install ## Start a server with tests/data/ci.yaml, check it, write rep
 	trap "kill $$pid" EXIT; \
 	$(BIN)/clientkeys check http://127.0.0.1:$(CONTRACT_PORT) --wait 30 \
 	    --token sntrys_ci_admin_token --org acme --project web --junit-xml reports/junit.xml
+
+bench: install ## Benchmark vs a bare-Flask ceiling (wrk; BENCH_SECONDS=5); writes bench/results.md
+	command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	$(BIN)/python bench/run.py
 
 db: install ## Create the database or apply pending migrations
 	$(BIN)/clientkeys init-db

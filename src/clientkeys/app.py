@@ -5,13 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from connexion import FlaskApp
-from connexion.middleware import MiddlewarePosition
+from connexion.middleware import ConnexionMiddleware, MiddlewarePosition
+from connexion.middleware.request_validation import RequestValidationMiddleware
 from connexion.options import SwaggerUIOptions
 from connexion.spec import Specification
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from clientkeys import db, errors
 from clientkeys.auth import SentryBearerHandler
+from clientkeys.compiled import OrjsonJsonifier
 from clientkeys.config import Settings
 from clientkeys.guards import BodyLimitMiddleware, PathGuardMiddleware
 from clientkeys.journal import JournalMiddleware, ValidatedMarker
@@ -64,7 +66,17 @@ def create_app(settings: Settings | None = None) -> FlaskApp:
     """
     settings = settings or Settings.from_env()
     db.init_db(settings.database)
-    app = FlaskApp(__name__, specification_dir=settings.spec_dir)
+    middlewares = [
+        m
+        for m in ConnexionMiddleware.default_middlewares
+        if settings.validate_requests or m is not RequestValidationMiddleware
+    ]
+    app = FlaskApp(
+        __name__,
+        specification_dir=settings.spec_dir,
+        middlewares=middlewares,
+        jsonifier=OrjsonJsonifier(),
+    )
     specs = [_add_api(app, SPEC_FILE, settings)]
     if settings.admin_token:
         specs.append(_add_api(app, ADMIN_SPEC_FILE, settings))

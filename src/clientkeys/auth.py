@@ -34,7 +34,7 @@ def settings_of(request: ConnexionRequest) -> Settings:
 
 def bearer_info(token: str, request: ConnexionRequest) -> TokenInfo | None:
     """The stored token's organization, scopes and superuser flag, or None if unknown."""
-    with db.connect(settings_of(request).database) as database:
+    with db.using(settings_of(request).database) as database:
         row = repository.find_token(database, token)
     if row is None:
         return None

@@ -99,6 +99,12 @@ def main() -> None:
     default=None,
     help=f"Check every response against the spec. [env: {PREFIX}VALIDATE_RESPONSES; default: on]",
 )
+@click.option(
+    "--validate-requests/--no-validate-requests",
+    default=None,
+    help=f"Check every request against the spec. Turn off only to measure what validation "
+    f"costs. [env: {PREFIX}VALIDATE_REQUESTS; default: on]",
+)
 @click.option("--demo", is_flag=True, help="Create demo data first (see `clientkeys demo`).")
 @click.option(
     "--fixtures",
@@ -128,6 +134,7 @@ def serve(
     cdn_url: str | None,
     workers: int,
     validate_responses: bool | None,
+    validate_requests: bool | None,
     demo: bool,
     fixtures_file: Path | None,
     admin_token: str | None,
@@ -142,6 +149,7 @@ def serve(
         ingest_url=ingest_url,
         cdn_url=cdn_url,
         validate_responses=validate_responses,
+        validate_requests=validate_requests,
         admin_token=admin_token,
     )
     with store(settings.database) as conn:

@@ -53,6 +53,9 @@ class Settings:
     database: Path = Path("clientkeys.db")
     spec_dir: Path = SPEC_DIR
     validate_responses: bool = True
+    validate_requests: bool = True
+    """Off only to measure what validation costs (the benchmark's baseline): unvalidated input
+    can then reach the handlers."""
     public_url: str | None = None
     """The URL clients reach this server at (behind a proxy); default: from each request's Host."""
     ingest_url: str | None = None
@@ -106,6 +109,7 @@ _CASTS: dict[str, Callable[[str, str], Any]] = {
     "database": lambda _n, v: Path(v),
     "spec_dir": lambda _n, v: Path(v).resolve(),
     "validate_responses": _bool,
+    "validate_requests": _bool,
     "public_url": url_setting,
     "ingest_url": url_setting,
     "cdn_url": lambda n, v: url_setting(n, v) + "/",

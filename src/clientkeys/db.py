@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,6 +28,39 @@ def connect(path: Path | str) -> Database:
     except sqlite3.Error as exc:
         raise DatabaseUnavailable(f"cannot open database {str(path)!r}: {exc}") from exc
     return Database(conn, execute_plugins=False)
+
+
+_local = threading.local()
+MAX_THREAD_CONNECTIONS = 4
+
+
+def connection(path: Path | str) -> Database:
+    """This thread's connection to `path`, opened on first use and kept for the thread's life.
+
+    Requests on one thread reuse it (as Datasette does); no connection is ever shared between
+    threads. A write leaves no transaction open (see `write`), so each request starts clean.
+    """
+    cache: dict[str, Database] | None = getattr(_local, "connections", None)
+    if cache is None:
+        cache = _local.connections = {}
+    key = str(path)
+    database = cache.get(key)
+    if database is None:
+        if len(cache) >= MAX_THREAD_CONNECTIONS:  # tests open many files from one thread
+            cache.pop(next(iter(cache))).close()
+        database = cache[key] = connect(path)
+    return database
+
+
+@contextmanager
+def using(path: Path | str) -> Iterator[Database]:
+    """This thread's connection for one request; never left inside a transaction."""
+    database = connection(path)
+    try:
+        yield database
+    finally:
+        if database.conn.in_transaction:
+            database.conn.rollback()
 
 
 def init_db(path: Path | str) -> None:

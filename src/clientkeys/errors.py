@@ -29,6 +29,8 @@ from connexion.exceptions import ProblemException
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from starlette.exceptions import HTTPException
 
+from clientkeys import compiled
+
 logger = logging.getLogger(__name__)
 
 NOT_FOUND = "The requested resource does not exist"
@@ -127,7 +129,7 @@ def json_response(
         status_code=status,
         mimetype="application/json",
         content_type="application/json",
-        body=json.dumps(body, ensure_ascii=False).encode(),
+        body=compiled.dumps(body),
         headers=dict(headers or {}),
     )
 

@@ -44,7 +44,7 @@ class JournalMiddleware:
         await self.app(scope, receive, record_status)
 
     def _write(self, entry: dict[str, Any]) -> None:
-        with db.connect(self.settings.database) as database:
+        with db.using(self.settings.database) as database:
             repository.log_request(database, entry, self.settings.journal_size)
 
 

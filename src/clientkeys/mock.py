@@ -30,6 +30,7 @@ from openapi_schema_validator import OAS30Validator
 
 from clientkeys import errors
 from clientkeys.auth import SentryBearerHandler, TokenInfo
+from clientkeys.compiled import OrjsonJsonifier
 from clientkeys.errors import BadRequest
 from clientkeys.guards import BodyLimitMiddleware, PathGuardMiddleware
 from clientkeys.repository import SCOPES
@@ -249,7 +250,7 @@ def create_mock_app(
     spec_file = spec_file.resolve()
     spec = Specification.load(spec_file)
     check_examples(spec)
-    app = FlaskApp(__name__, specification_dir=spec_file.parent)
+    app = FlaskApp(__name__, specification_dir=spec_file.parent, jsonifier=OrjsonJsonifier())
     app.add_api(
         spec_file.name,
         resolver=ExamplesResolver(spec),

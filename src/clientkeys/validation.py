@@ -11,14 +11,22 @@ import json
 from collections.abc import AsyncGenerator, Iterator
 from typing import Any
 
+import orjson
 from connexion.datastructures import MediaTypeDict
+from connexion.exceptions import NonConformingResponseBody
 from connexion.json_schema import Draft4RequestValidator
 from connexion.lifecycle import ConnexionRequest
-from connexion.validators import JSONRequestBodyValidator, ParameterValidator
+from connexion.utils import is_null, is_nullable
+from connexion.validators import (
+    JSONRequestBodyValidator,
+    JSONResponseBodyValidator,
+    ParameterValidator,
+    TextResponseBodyValidator,
+)
 from jsonschema import Draft4Validator, ValidationError
 from starlette.types import Scope
 
-from clientkeys import pagination
+from clientkeys import compiled, pagination
 from clientkeys.errors import (
     BadRequest,
     ClientKeysError,
@@ -97,20 +105,22 @@ def _odd_characters(body: dict[str, Any], stored: Any) -> Iterator[tuple[tuple[s
 
 
 class SentryJSONBodyValidator(JSONRequestBodyValidator):  # type: ignore[misc]
-    """JSON bodies: Sentry's parse errors and field-error dicts; an empty body is `{}`."""
+    """JSON bodies: Sentry's parse errors and field-error dicts; an empty body is `{}`.
 
-    _compiled: dict[int, Draft4Validator] = {}
+    A body the compiled validator accepts is valid; any other is re-checked with Connexion's
+    own validator (built once per schema) for the messages."""
+
+    _python: dict[int, tuple[Any, Draft4Validator]] = {}
 
     @property
     def _validator(self) -> Draft4Validator:
-        key = id(self._schema)
-        validator = self._compiled.get(key)
-        if validator is None:
+        cached = self._python.get(id(self._schema))
+        if cached is None or cached[0] is not self._schema:
             validator = Draft4RequestValidator(
                 self._schema, format_checker=Draft4Validator.FORMAT_CHECKER
             )
-            self._compiled[key] = validator
-        return validator
+            cached = self._python[id(self._schema)] = (self._schema, validator)
+        return cached[1]
 
     async def _parse(self, stream: AsyncGenerator[bytes, None], scope: Scope) -> Any:
         raw = b"".join([chunk async for chunk in stream])
@@ -129,15 +139,25 @@ class SentryJSONBodyValidator(JSONRequestBodyValidator):  # type: ignore[misc]
         if not isinstance(body, dict):
             message = "No data provided" if body is None else _expected_dict(body)
             raise FieldErrors({"non_field_errors": [message]})
-        pairs = [m for e in self._validator.iter_errors(body) for m in _messages(e)]
-        pairs += list(_odd_characters(body, self._schema.get("properties", {})))
+        pairs = list(_odd_characters(body, self._schema.get("properties", {})))
+        if not compiled.accepts(self._schema, body):
+            pairs += [m for e in self._validator.iter_errors(body) for m in _messages(e)]
         if pairs:
             raise FieldErrors(field_errors(pairs))
         return None
 
 
 class SentryParameterValidator(ParameterValidator):  # type: ignore[misc]
-    """Query parameters: Sentry's messages for `cursor` and `per_page`."""
+    """Query parameters: Sentry's messages for `cursor` and `per_page`; compiled checks."""
+
+    @staticmethod
+    def validate_parameter(
+        parameter_type: str, value: Any, param: dict[str, Any], param_name: str | None = None
+    ) -> Any:
+        if value is not None and not (is_nullable(param) and is_null(value)):
+            if compiled.accepts(param.get("schema", param), value):
+                return None
+        return ParameterValidator.validate_parameter(parameter_type, value, param, param_name)
 
     def validate_query_parameter(self, param: dict[str, Any], request: ConnexionRequest) -> Any:
         error = super().validate_query_parameter(param, request)
@@ -157,8 +177,29 @@ class SentryParameterValidator(ParameterValidator):  # type: ignore[misc]
         return error
 
 
+class CompiledJSONResponseBodyValidator(JSONResponseBodyValidator):  # type: ignore[misc]
+    """Responses: orjson parsing and the compiled validator; a failure is re-checked by
+    Connexion's own validator, which raises its usual error."""
+
+    def _parse(self, stream: Iterator[bytes]) -> Any:
+        raw = b"".join(stream)
+        if not raw:
+            return None
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise NonConformingResponseBody(str(exc)) from None
+
+    def _validate(self, body: Any) -> None:
+        if not compiled.accepts(self._schema, body):
+            super()._validate(body)
+
+
 VALIDATOR_MAP = {
     "parameter": SentryParameterValidator,
     "body": MediaTypeDict({"*/*json": SentryJSONBodyValidator}),
+    "response": MediaTypeDict(
+        {"*/*json": CompiledJSONResponseBodyValidator, "text/plain": TextResponseBodyValidator}
+    ),
 }
 """Connexion's `validator_map` for every app this package builds."""

@@ -10,11 +10,11 @@ from clientkeys.handlers._request import settings
 
 def reset_the_store() -> tuple[dict[str, Any], int]:
     """POST /__admin/reset: empty the store; organizations, projects and tokens stay."""
-    with db.connect(settings().database) as database:
+    with db.using(settings().database) as database:
         return {"keysDeleted": repository.reset_store(database)}, 200
 
 
 def list_recent_requests(limit: int = 100) -> tuple[dict[str, Any], int]:
     """GET /__admin/requests: the newest journal entries, oldest first."""
-    with db.connect(settings().database) as database:
+    with db.using(settings().database) as database:
         return {"requests": repository.list_requests(database, limit)}, 200

@@ -34,7 +34,7 @@ def list_a_projects_client_keys(
     position = pagination.parse_cursor(cursor)
     wanted = repository.STATUSES.get(status, NOTHING) if status else None
     internal = bool(token_info["is_superuser"])
-    with db.connect(current.database) as database:
+    with db.using(current.database) as database:
         project = project_for(database, organization_slug, project_slug, token_info)
         page = pagination.fetch_page(
             lambda bound, ascending, offset, size: repository.list_keys(
@@ -59,7 +59,7 @@ def create_a_new_client_key(
     """POST .../keys/: create a key; 201 with it."""
     body = body or {}
     superuser = bool(token_info["is_superuser"])
-    with db.connect(settings().database) as database:
+    with db.using(settings().database) as database:
         project = project_for(database, organization_slug, project_slug, token_info)
         row = repository.insert_key(
             database,
@@ -77,7 +77,7 @@ def retrieve_a_client_key(
     organization_slug: str, project_slug: str, key_id: str, token_info: dict[str, Any]
 ) -> Response:
     """GET .../keys/{key_id}/: the key, active or not."""
-    with db.connect(settings().database) as database:
+    with db.using(settings().database) as database:
         project = project_for(database, organization_slug, project_slug, token_info)
         row = key_for(database, project, key_id, token_info)
     return serialize_key(row, key_context(token_info, project)), 200
@@ -92,7 +92,7 @@ def update_a_client_key(
 ) -> Response:
     """PUT .../keys/{key_id}/: Sentry's update semantics; 200 with the key."""
     current = settings()
-    with db.connect(current.database) as database:
+    with db.using(current.database) as database:
         project = project_for(database, organization_slug, project_slug, token_info)
         row = key_for(database, project, key_id, token_info)
         row = repository.update_key(
@@ -105,7 +105,7 @@ def delete_a_client_key(
     organization_slug: str, project_slug: str, key_id: str, token_info: dict[str, Any]
 ) -> Response:
     """DELETE .../keys/{key_id}/: gone for good; 204 with no body."""
-    with db.connect(settings().database) as database:
+    with db.using(settings().database) as database:
         project = project_for(database, organization_slug, project_slug, token_info)
         repository.delete_key(database, key_for(database, project, key_id, token_info))
     return None, 204

@@ -1,0 +1,403 @@
+"""`make bench`: clientkeys with validation on, with validation off, and a bare-Flask ceiling,
+measured side by side and interleaved in one run, with wrk over loopback.
+
+Prints one table with ratios to the ceiling and writes it to bench/results.md with the machine
+and versions. BENCH_SECONDS (default 5) sets the length of each measurement.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from clientkeys import db, repository
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
+TOKEN = "sntrys_bench_" + "0" * 32
+ORG = "bench"
+SIZES = {"ten": 10, "hundred": 100, "thousand": 1_000, "lakh": 100_000}
+CONNECTIONS = (16, 64)
+CLK = os.sysconf("SC_CLK_TCK")
+
+
+# Data ------------------------------------------------------------------------------------------
+
+
+def seed(path: Path) -> dict[str, list[int]]:
+    """The bench organization: projects of 10, 100, 1,000 and 100,000 keys, and an empty one
+    for creates. Returns each project's key ids, newest first."""
+    db.init_db(path)
+    ids: dict[str, list[int]] = {}
+    with db.connect(path) as conn:
+        repository.insert_organization(conn, ORG)
+        repository.insert_token(conn, ORG, repository.SCOPES, token=TOKEN)
+        for name, size in {**SIZES, "create": 0}.items():
+            project = repository.insert_project(conn, ORG, name, default_key=False)
+            data = json.dumps({"dynamicSdkLoaderOptions": repository.DEFAULT_LOADER_OPTIONS})
+            rows = [
+                (project["id"], f"Key {i}", secrets.token_hex(16), secrets.token_hex(16), data,
+                 repository.now())
+                for i in range(size)
+            ]  # fmt: skip
+            with db.write(conn):
+                conn.conn.executemany(
+                    "INSERT INTO keys (project_id, label, public_key, secret_key, data, "
+                    "date_added) VALUES (?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
+            ids[name] = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT id FROM keys WHERE project_id = ? ORDER BY id DESC", [project["id"]]
+                )
+            ]
+    return ids
+
+
+# Servers ---------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    name: str
+    command: list[str]
+    env: dict[str, str]
+    port: int
+    process: subprocess.Popen[bytes] | None = None
+    startup: float = 0.0
+    log: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, folder: Path) -> None:
+        self.log = (folder / f"{self.port}.log").open("wb")
+        started = time.monotonic()
+        self.process = subprocess.Popen(
+            self.command, env={**os.environ, **self.env}, stdout=self.log,
+            stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True,
+        )  # fmt: skip
+        request = urllib.request.Request(
+            f"{self.url}/api/0/projects/{ORG}/ten/keys/",
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        )
+        while time.monotonic() - started < 60:
+            try:
+                with urllib.request.urlopen(request, timeout=2) as response:
+                    if response.status == 200:
+                        self.startup = time.monotonic() - started
+                        return
+            except OSError:
+                time.sleep(0.01)
+        raise RuntimeError(f"{self.name} did not start; see {folder}")
+
+    def pids(self) -> list[int]:
+        assert self.process is not None
+        found, queue = [], [self.process.pid]
+        while queue:
+            pid = queue.pop()
+            found.append(pid)
+            for task in Path(f"/proc/{pid}/task").glob("*/children"):
+                queue += [int(c) for c in task.read_text().split()]
+        return found
+
+    def workers(self) -> list[int]:
+        pids = self.pids()
+        return pids[1:] or pids
+
+    def cpu_seconds(self) -> float:
+        total = 0
+        for pid in self.pids():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except FileNotFoundError:
+                continue
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        return total / CLK
+
+    def peak_rss_mb(self) -> float:
+        peaks = []
+        for pid in self.workers():
+            status = Path(f"/proc/{pid}/status").read_text()
+            match = re.search(r"VmHWM:\s+(\d+) kB", status)
+            if match:
+                peaks.append(int(match.group(1)) / 1024)
+        return max(peaks)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=20)
+        if self.log is not None:
+            self.log.close()
+
+
+def servers(folder: Path, database: Path) -> list[Server]:
+    made = []
+    for name, command, env in [
+        ("clientkeys, validation on",
+         [str(BIN / "clientkeys"), "serve", "--workers", "2", "--log-level", "warning"], {}),
+        ("clientkeys, validation off",
+         [str(BIN / "clientkeys"), "serve", "--workers", "2", "--log-level", "warning",
+          "--no-validate-responses", "--no-validate-requests"], {}),
+        ("bare Flask ceiling",
+         [str(BIN / "gunicorn"), "-w", "2", "--chdir", str(ROOT / "bench"), "--log-level",
+          "warning", "ceiling:create_app()"], {}),
+    ]:  # fmt: skip
+        copy = folder / f"{len(made)}.db"
+        shutil.copy(database, copy)
+        port = free_port()
+        if "gunicorn" in command[0]:
+            command += ["-b", f"127.0.0.1:{port}"]
+        else:
+            command += ["--port", str(port), "--database", str(copy)]
+        made.append(Server(name, command, {**env, "CLIENTKEYS_DATABASE": str(copy)}, port))
+    return made
+
+
+# Load ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    rps: float
+    p50: float
+    p99: float
+    requests: int
+    errors: int
+    cpu_ms: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _ms(text: str) -> float:
+    value, unit = re.match(r"([\d.]+)(\w+)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+
+def wrk(url: str, connections: int, seconds: int, script: Path) -> Result:
+    output = subprocess.run(
+        ["wrk", "-t", "1", "-c", str(connections), "-d", f"{seconds}s", "--latency",
+         "-s", str(script), url],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    requests = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
+    errors = 0
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    if non_2xx:
+        errors += int(non_2xx.group(1))
+    socket_errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    )
+    if socket_errors:
+        errors += sum(int(n) for n in socket_errors.groups())
+    return Result(
+        rps=float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),  # type: ignore[union-attr]
+        p50=_ms(re.search(r"50%\s+(\S+)", output).group(1)),  # type: ignore[union-attr]
+        p99=_ms(re.search(r"99%\s+(\S+)", output).group(1)),  # type: ignore[union-attr]
+        requests=requests,
+        errors=errors,
+    )
+
+
+def script(folder: Path, name: str, method: str = "GET", body: str | None = None) -> Path:
+    path = folder / f"{name}.lua"
+    lines = [f'wrk.method = "{method}"', f'wrk.headers["Authorization"] = "Bearer {TOKEN}"']
+    if body is not None:
+        lines += [f"wrk.body = '{body}'", 'wrk.headers["Content-Type"] = "application/json"']
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def measure(server: Server, path: str, connections: int, lua: Path) -> Result:
+    before = server.cpu_seconds()
+    result = wrk(server.url + path, connections, SECONDS, lua)
+    result.cpu_ms = (server.cpu_seconds() - before) * 1000 / max(result.requests, 1)
+    return result
+
+
+# Report ----------------------------------------------------------------------------------------
+
+
+def machine() -> list[str]:
+    model = next(
+        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+         if line.startswith("model name")), platform.machine(),
+    )  # fmt: skip
+    memory = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1))  # type: ignore[union-attr]
+    wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split("\n")[
+        0
+    ]
+    packages = ", ".join(
+        f"{p} {version(p)}"
+        for p in ("clientkeys", "connexion", "flask", "uvicorn", "gunicorn", "jsonschema-rs",
+                  "orjson", "uvloop", "httptools")
+    )  # fmt: skip
+    return [
+        f"- Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; each measurement {SECONDS} s, "
+        f"wrk 1 thread, loopback",
+        f"- Machine: {os.cpu_count()} cores ({model}), {memory / 1024 / 1024:.0f} GiB, "
+        f"{platform.platform()}",
+        f"- Python {platform.python_version()}; {packages}; {wrk_version.strip()}",
+    ]
+
+
+def main() -> None:
+    folder = Path(tempfile.mkdtemp(prefix="clientkeys-bench-"))
+    print(f"Seeding in {folder} ...", flush=True)
+    ids = seed(folder / "seed.db")
+    running = servers(folder, folder / "seed.db")
+    lines: list[str] = ["# Benchmark results", "", *machine(), ""]
+    try:
+        for server in running:
+            server.start(folder)
+            print(f"{server.name}: first answer {server.startup:.2f} s after start", flush=True)
+        ceiling = running[-1]
+        scripts = {
+            "list": script(folder, "list"),
+            "create": script(folder, "create", "POST", '{"name": "bench"}'),
+        }
+        for server in running:  # warm up every worker
+            wrk(server.url + f"/api/0/projects/{ORG}/ten/keys/", 16, 2, scripts["list"])
+        scenarios = [
+            ("list, 10 keys", f"/api/0/projects/{ORG}/ten/keys/", "list"),
+            ("list, 100-key page", f"/api/0/projects/{ORG}/hundred/keys/", "list"),
+            ("create", f"/api/0/projects/{ORG}/create/keys/", "create"),
+        ]
+        results: dict[tuple[str, int, str], Result] = {}
+        for label, path, kind in scenarios:
+            for connections in CONNECTIONS:
+                for server in running:  # interleaved: every server, then the next setting
+                    result = measure(server, path, connections, scripts[kind])
+                    results[(label, connections, server.name)] = result
+                    print(f"  {label:20} c={connections:<3} {server.name:28} "
+                          f"{result.rps:8.0f} req/s  p99 {result.p99:7.1f} ms", flush=True)  # fmt: skip
+        lines += table(results, running, ceiling)
+        lines += startup_table(running)
+        lines += size_table(running[0], ids, scripts["list"])
+        lines += targets(results, running, ceiling, lines)
+    finally:
+        for server in running:
+            server.stop()
+    text = "\n".join(lines) + "\n"
+    print("\n" + text)
+    (ROOT / "bench" / "results.md").write_text(text)
+    print(f"Written to {ROOT / 'bench' / 'results.md'}")
+
+
+def table(
+    results: dict[tuple[str, int, str], Result], running: list[Server], ceiling: Server
+) -> list[str]:
+    lines = [
+        "## Throughput and latency", "",
+        "| scenario | conns | server | req/s | × ceiling | p50 ms | p99 ms | CPU ms/req | errors |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]  # fmt: skip
+    for (label, connections, name), r in results.items():
+        base = results[(label, connections, ceiling.name)].rps
+        lines.append(
+            f"| {label} | {connections} | {name} | {r.rps:.0f} | {r.rps / base:.2f} | "
+            f"{r.p50:.1f} | {r.p99:.1f} | {r.cpu_ms:.2f} | {r.errors} |"
+        )
+    return lines + [""]
+
+
+def startup_table(running: list[Server]) -> list[str]:
+    lines = [
+        "## Start and memory",
+        "",
+        "| server | first answer after start | peak RSS per worker |",
+        "| --- | --- | --- |",
+    ]
+    for server in running:
+        lines.append(f"| {server.name} | {server.startup:.2f} s | {server.peak_rss_mb():.0f} MB |")
+    return lines + [""]
+
+
+def size_table(server: Server, ids: dict[str, list[int]], lua: Path) -> list[str]:
+    lines = [
+        f"## List cost vs project size ({server.name}, per_page=10, 16 connections)", "",
+        "| keys | page | req/s | × 10 keys | p50 ms | p99 ms |", "| --- | --- | --- | --- | --- | --- |",
+    ]  # fmt: skip
+    base = None
+    for name in ("ten", "thousand", "lakh"):
+        keys = ids[name]
+        pages = {"first": None, "middle": keys[len(keys) // 2], "last": keys[-10]}
+        for page, bound in pages.items():
+            if name == "ten" and page != "first":
+                continue
+            query = "per_page=10" + (f"&cursor={bound}:0:0" if bound else "")
+            result = measure(server, f"/api/0/projects/{ORG}/{name}/keys/?{query}", 16, lua)
+            base = base or result.rps
+            lines.append(f"| {len(keys):,} | {page} | {result.rps:.0f} | {result.rps / base:.2f} | "
+                         f"{result.p50:.1f} | {result.p99:.1f} |")  # fmt: skip
+            print(f"  size {len(keys):>7,} {page:6} {result.rps:8.0f} req/s", flush=True)
+    return lines + [""]
+
+
+def targets(
+    results: dict[tuple[str, int, str], Result],
+    running: list[Server],
+    ceiling: Server,
+    lines: list[str],
+) -> list[str]:
+    on = running[0].name
+
+    def ratio(label: str, connections: int) -> float:
+        return (
+            results[(label, connections, on)].rps / results[(label, connections, ceiling.name)].rps
+        )
+
+    checks = []
+    for label in ("list, 10 keys", "create", "list, 100-key page"):
+        worst = min(ratio(label, c) for c in CONNECTIONS)
+        checks.append((f"{label}: ≥ 0.5× the ceiling (worst of 16/64 conns)", worst >= 0.5,
+                       f"{worst:.2f}×"))  # fmt: skip
+    for connections, limit in ((16, 50), (64, 120)):
+        worst = max(results[(label, connections, on)].p99 for label in ("list, 10 keys", "create"))
+        checks.append((f"p99 ≤ {limit} ms at {connections} conns (list 10, create)",
+                       worst <= limit, f"{worst:.1f} ms"))  # fmt: skip
+    creates = results[("create", 64, on)].rps / results[("create", 16, on)].rps
+    checks.append(("creates at 64 conns ≥ 0.9× creates at 16", creates >= 0.9, f"{creates:.2f}×"))
+    errors = sum(r.errors for (_, _, name), r in results.items() if name == on)
+    checks.append(("zero errors and non-2xx (validation on)", errors == 0, str(errors)))
+    sizes = [line for line in lines if line.startswith("| 100,000")]
+    worst_size = min(float(line.split("|")[4]) for line in sizes) if sizes else 0.0
+    checks.append(("list at 100,000 keys within 10% of 10 keys", worst_size >= 0.9,
+                   f"{worst_size:.2f}×"))  # fmt: skip
+    rss = running[0].peak_rss_mb()
+    checks.append(("peak RSS ≤ 120 MB per worker", rss <= 120, f"{rss:.0f} MB"))
+    checks.append(("first answer ≤ 2 s after start", running[0].startup <= 2,
+                   f"{running[0].startup:.2f} s"))  # fmt: skip
+    out = ["## Targets (clientkeys with validation on)", "", "| target | met | measured |",
+           "| --- | --- | --- |"]  # fmt: skip
+    out += [f"| {name} | {'yes' if met else '**no**'} | {value} |" for name, met, value in checks]
+    return out + [""]
+
+
+if __name__ == "__main__":
+    main()
