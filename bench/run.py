@@ -31,6 +31,7 @@ from clientkeys import db, repository
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 TOKEN = "sntrys_bench_" + "0" * 32
 ORG = "bench"
 SIZES = {"ten": 10, "hundred": 100, "thousand": 1_000, "lakh": 100_000}
@@ -194,6 +195,14 @@ class Result:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def median(results: list[Result]) -> Result:
+    """The run with the median throughput (its latencies and errors with it)."""
+    ordered = sorted(results, key=lambda r: r.rps)
+    chosen = ordered[len(ordered) // 2]
+    chosen.errors = sum(r.errors for r in results)
+    return chosen
+
+
 def _ms(text: str) -> float:
     value, unit = re.match(r"([\d.]+)(\w+)", text).groups()  # type: ignore[union-attr]
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
@@ -217,8 +226,8 @@ def wrk(url: str, connections: int, seconds: int, script: Path) -> Result:
         errors += sum(int(n) for n in socket_errors.groups())
     return Result(
         rps=float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),  # type: ignore[union-attr]
-        p50=_ms(re.search(r"50%\s+(\S+)", output).group(1)),  # type: ignore[union-attr]
-        p99=_ms(re.search(r"99%\s+(\S+)", output).group(1)),  # type: ignore[union-attr]
+        p50=_ms(re.search(r"^\s+50%\s+(\S+)", output, re.M).group(1)),  # type: ignore[union-attr]
+        p99=_ms(re.search(r"^\s+99%\s+(\S+)", output, re.M).group(1)),  # type: ignore[union-attr]
         requests=requests,
         errors=errors,
     )
@@ -258,8 +267,8 @@ def machine() -> list[str]:
                   "orjson", "uvloop", "httptools")
     )  # fmt: skip
     return [
-        f"- Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; each measurement {SECONDS} s, "
-        f"wrk 1 thread, loopback",
+        f"- Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; each cell is the median of {ROUNDS} "
+        f"interleaved {SECONDS}-second wrk runs (1 thread, loopback); errors are summed",
         f"- Machine: {os.cpu_count()} cores ({model}), {memory / 1024 / 1024:.0f} GiB, "
         f"{platform.platform()}",
         f"- Python {platform.python_version()}; {packages}; {wrk_version.strip()}",
@@ -267,6 +276,7 @@ def machine() -> list[str]:
 
 
 def main() -> None:
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[attr-defined]
     folder = Path(tempfile.mkdtemp(prefix="clientkeys-bench-"))
     print(f"Seeding in {folder} ...", flush=True)
     ids = seed(folder / "seed.db")
@@ -288,14 +298,16 @@ def main() -> None:
             ("list, 100-key page", f"/api/0/projects/{ORG}/hundred/keys/", "list"),
             ("create", f"/api/0/projects/{ORG}/create/keys/", "create"),
         ]
-        results: dict[tuple[str, int, str], Result] = {}
-        for label, path, kind in scenarios:
-            for connections in CONNECTIONS:
-                for server in running:  # interleaved: every server, then the next setting
-                    result = measure(server, path, connections, scripts[kind])
-                    results[(label, connections, server.name)] = result
-                    print(f"  {label:20} c={connections:<3} {server.name:28} "
-                          f"{result.rps:8.0f} req/s  p99 {result.p99:7.1f} ms", flush=True)  # fmt: skip
+        runs: dict[tuple[str, int, str], list[Result]] = {}
+        for round_ in range(1, ROUNDS + 1):
+            for label, path, kind in scenarios:
+                for connections in CONNECTIONS:
+                    for server in running:  # interleaved: every server, then the next setting
+                        result = measure(server, path, connections, scripts[kind])
+                        runs.setdefault((label, connections, server.name), []).append(result)
+                        print(f"  round {round_} {label:20} c={connections:<3} {server.name:28} "
+                              f"{result.rps:8.0f} req/s  p99 {result.p99:7.1f} ms")  # fmt: skip
+        results = {key: median(values) for key, values in runs.items()}
         lines += table(results, running, ceiling)
         lines += startup_table(running)
         lines += size_table(running[0], ids, scripts["list"])
@@ -338,24 +350,36 @@ def startup_table(running: list[Server]) -> list[str]:
     return lines + [""]
 
 
-def size_table(server: Server, ids: dict[str, list[int]], lua: Path) -> list[str]:
+def size_table(
+    server: Server, ids: dict[str, list[int]], lua: Path, rounds: int = ROUNDS
+) -> list[str]:
+    """Throughput by project size and page, per_page=10: each row is the median of `rounds`
+    interleaved measurements, so that noise on this shared machine does not pick a winner."""
     lines = [
-        f"## List cost vs project size ({server.name}, per_page=10, 16 connections)", "",
-        "| keys | page | req/s | × 10 keys | p50 ms | p99 ms |", "| --- | --- | --- | --- | --- | --- |",
+        f"## List cost vs project size ({server.name}, per_page=10, 16 connections, "
+        f"median of {rounds} interleaved rounds)", "",
+        "| keys | page | req/s | × 10 keys | p50 ms | p99 ms |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]  # fmt: skip
-    base = None
+    cases = []
     for name in ("ten", "thousand", "lakh"):
         keys = ids[name]
         pages = {"first": None, "middle": keys[len(keys) // 2], "last": keys[-10]}
         for page, bound in pages.items():
-            if name == "ten" and page != "first":
-                continue
-            query = "per_page=10" + (f"&cursor={bound}:0:0" if bound else "")
-            result = measure(server, f"/api/0/projects/{ORG}/{name}/keys/?{query}", 16, lua)
-            base = base or result.rps
-            lines.append(f"| {len(keys):,} | {page} | {result.rps:.0f} | {result.rps / base:.2f} | "
-                         f"{result.p50:.1f} | {result.p99:.1f} |")  # fmt: skip
-            print(f"  size {len(keys):>7,} {page:6} {result.rps:8.0f} req/s", flush=True)
+            if name != "ten" or page == "first":
+                query = "per_page=10" + (f"&cursor={bound}:0:0" if bound else "")
+                cases.append((len(keys), page, f"/api/0/projects/{ORG}/{name}/keys/?{query}"))
+    runs: dict[tuple[int, str], list[Result]] = {(size, page): [] for size, page, _ in cases}
+    for _ in range(rounds):
+        for size, page, path in cases:
+            runs[(size, page)].append(measure(server, path, 16, lua))
+    base = None
+    for (size, page), results in runs.items():
+        middle = median(results)
+        base = base or middle.rps
+        lines.append(f"| {size:,} | {page} | {middle.rps:.0f} | {middle.rps / base:.2f} | "
+                     f"{middle.p50:.1f} | {middle.p99:.1f} |")  # fmt: skip
+        print(f"  size {size:>7,} {page:6} {middle.rps:8.0f} req/s (median)", flush=True)
     return lines + [""]
 
 

@@ -89,10 +89,16 @@ def main() -> None:
 @click.option(
     "--workers",
     "-w",
-    default=1,
-    show_default=True,
+    default=lambda: os.cpu_count() or 1,
+    show_default="one per core",
     type=click.IntRange(min=1),
     help="Worker processes.",
+)
+@click.option(
+    "--threads",
+    default=None,
+    type=click.IntRange(min=1),
+    help=f"Handler threads per worker. [env: {PREFIX}THREADS; default: 2]",
 )
 @click.option(
     "--validate-responses/--no-validate-responses",
@@ -133,6 +139,7 @@ def serve(
     ingest_url: str | None,
     cdn_url: str | None,
     workers: int,
+    threads: int | None,
     validate_responses: bool | None,
     validate_requests: bool | None,
     demo: bool,
@@ -150,6 +157,7 @@ def serve(
         cdn_url=cdn_url,
         validate_responses=validate_responses,
         validate_requests=validate_requests,
+        threads=threads,
         admin_token=admin_token,
     )
     with store(settings.database) as conn:

@@ -67,6 +67,9 @@ class Settings:
     max_body_bytes: int = 65536
     browser_sdk_version: str = "7.x"
     browser_sdk_choices: tuple[str, ...] = field(default=("latest", "7.x"))
+    threads: int = 2
+    """Threads per worker process that run the (synchronous) Flask handlers. The handlers are
+    CPU-bound, so a few threads beat many: more only contend for the GIL."""
     admin_token: str | None = None
     """Turns on the test controls under /__admin/ for this bearer token; off when unset."""
     journal_size: int = 1000
@@ -118,6 +121,7 @@ _CASTS: dict[str, Callable[[str, str], Any]] = {
     "max_body_bytes": _positive_int,
     "browser_sdk_version": lambda _n, v: v,
     "browser_sdk_choices": lambda _n, v: tuple(c.strip() for c in v.split(",") if c.strip()),
+    "threads": _positive_int,
     "admin_token": lambda _n, v: v,
     "journal_size": _positive_int,
 }

@@ -81,17 +81,28 @@ def migrate(db: Database) -> None:
     migrations.apply(db)
 
 
+_write_locks: dict[str, threading.Lock] = {}
+
+
 @contextmanager
 def write(db: Database) -> Iterator[Database]:
-    """A short write transaction that takes the write lock up front (no upgrade deadlocks)."""
-    db.conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield db
-    except BaseException:
-        db.conn.execute("ROLLBACK")
-        raise
-    else:
-        db.conn.execute("COMMIT")
+    """A short write transaction that takes the write lock up front (no upgrade deadlocks).
+
+    Threads of one process queue on a Python lock first, so at most one of them at a time
+    waits on SQLite's lock: SQLite's busy handler sleeps in growing steps, and many waiters
+    would turn into long latency tails. Other processes are covered by the busy timeout.
+    """
+    lock = _write_locks.setdefault(db.conn.execute("PRAGMA database_list").fetchone()[2],
+                                   threading.Lock())  # fmt: skip
+    with lock:
+        db.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.conn.execute("ROLLBACK")
+            raise
+        else:
+            db.conn.execute("COMMIT")
 
 
 @migrations()

@@ -132,7 +132,7 @@ def clientkeys_live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator
     command = [
         sys.executable, "-m", "clientkeys", "serve", "--host", "127.0.0.1", "--port", str(port),
         "--database", str(folder / "clientkeys.db"), "--fixtures", str(folder / "fixtures.json"),
-        "--admin-token", admin_token, "--log-level", "warning",
+        "--admin-token", admin_token, "--log-level", "warning", "--workers", "1",
     ]  # fmt: skip
     with log.open("wb") as output:
         process = subprocess.Popen(
