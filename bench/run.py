@@ -311,6 +311,7 @@ def main() -> None:
         lines += table(results, running, ceiling)
         lines += startup_table(running)
         lines += size_table(running[0], ids, scripts["list"])
+        lines += profile(running[0], f"/api/0/projects/{ORG}/ten/keys/", scripts["list"], folder)
         lines += targets(results, running, ceiling, lines)
     finally:
         for server in running:
@@ -380,6 +381,70 @@ def size_table(
         lines.append(f"| {size:,} | {page} | {middle.rps:.0f} | {middle.rps / base:.2f} | "
                      f"{middle.p50:.1f} | {middle.p99:.1f} |")  # fmt: skip
         print(f"  size {size:>7,} {page:6} {middle.rps:8.0f} req/s (median)", flush=True)
+    return lines + [""]
+
+
+LAYERS = [  # (layer, patterns in a frame), matched from the leaf frame up
+    ("SQLite queries", ("sqlite_utils/", "clientkeys/repository.py", "clientkeys/db.py")),
+    ("JSON encode/decode", ("orjson", "clientkeys/compiled.py (dumps", "json/")),
+    ("response validation", ("response_validation.py", "CompiledJSONResponseBodyValidator",
+                             "validators/abstract.py")),
+    ("request validation", ("request_validation.py", "validators/", "clientkeys/validation.py",
+                            "uri_parsing.py")),
+    ("auth", ("connexion/security.py", "middleware/security.py", "clientkeys/auth.py")),
+    ("handler, serializer, pagination", ("clientkeys/handlers", "clientkeys/serializers.py",
+                                         "clientkeys/pagination.py")),
+    ("Flask + Connexion decorators", ("flask/", "werkzeug/", "connexion/decorators",
+                                      "connexion/apps/flask.py", "connexion/lifecycle.py")),
+    ("a2wsgi bridge", ("a2wsgi/",)),
+    ("Connexion/Starlette middleware", ("connexion/", "starlette/", "clientkeys/")),
+    ("uvicorn HTTP", ("uvicorn/", "httptools")),
+    ("event loop", ("asyncio/", "uvloop", "concurrent/futures")),
+]  # fmt: skip
+# Leaf frames of a thread that waits: for the event loop, uvloop's C loop shows as Runner.run.
+IDLE = ("select (selectors", "wait (threading", "_worker (concurrent", "poll (selectors",
+        "run (asyncio/runners.py", "Runner.run (asyncio/runners.py")  # fmt: skip
+
+
+def profile(server: Server, path: str, lua: Path, folder: Path) -> list[str]:
+    """Where one worker's CPU goes while serving `path`: py-spy samples grouped by layer."""
+    raw = folder / "profile.txt"
+    worker = server.workers()[0]
+    load = subprocess.Popen(
+        ["wrk", "-t", "1", "-c", "16", "-d", f"{SECONDS + 2}s", "-s", str(lua), server.url + path],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        time.sleep(1)
+        subprocess.run(
+            [str(BIN / "py-spy"), "record", "--pid", str(worker), "--duration", str(SECONDS),
+             "--rate", "250", "--format", "raw", "--nonblocking", "--output", str(raw)],
+            capture_output=True, check=True, timeout=SECONDS + 30,
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError) as exc:
+        return ["## Profile", "", f"py-spy could not profile the worker here: {exc}", ""]
+    finally:
+        load.wait()
+    layers: dict[str, int] = {}
+    busy = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = stack.split(";")
+        if not frames or any(frames[-1].startswith(idle) for idle in IDLE):
+            continue
+        busy += int(count)
+        layer = next(
+            (name for frame in reversed(frames) for name, patterns in LAYERS
+             if any(p in frame for p in patterns)), "other",
+        )  # fmt: skip
+        layers[layer] = layers.get(layer, 0) + int(count)
+    lines = [
+        f"## Profile: where a worker's time goes ({server.name}, list 10 keys, 16 conns)", "",
+        f"py-spy, {busy} busy samples of one worker, each attributed to the innermost layer.", "",
+        "| layer | share of busy samples |", "| --- | --- |",
+    ]  # fmt: skip
+    for name, count in sorted(layers.items(), key=lambda item: -item[1]):
+        lines.append(f"| {name} | {count / max(busy, 1):.0%} |")
     return lines + [""]
 
 

@@ -7,17 +7,13 @@ Two runs: in process over ASGI (fast, per operation), and the Schemathesis CLI a
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-import requests
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.config import SchemathesisConfig
@@ -25,6 +21,7 @@ from schemathesis.config import SchemathesisConfig
 from clientkeys import contract, db, repository
 from clientkeys.app import create_app
 from clientkeys.config import Settings
+from clientkeys.pytest_plugin import free_port, serving
 
 EXAMPLES = int(os.environ.get("CONTRACT_EXAMPLES", "40"))
 ORG, PROJECT = "contract", "keys"
@@ -62,34 +59,6 @@ def test_in_process(case: schemathesis.Case) -> None:
     case.call_and_validate(headers={"Authorization": f"Bearer {TOKEN}"})
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def running(command: list[str], port: int, log: Path) -> Iterator[str]:
-    """Run a server command until the block ends; yields its base URL once it answers."""
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            command, stdout=output, stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONWARNINGS": "ignore"},
-        )  # fmt: skip
-        url = f"http://127.0.0.1:{port}"
-        try:
-            for _ in range(150):
-                try:
-                    requests.get(f"{url}/openapi.json", timeout=1)
-                    break
-                except requests.ConnectionError:
-                    time.sleep(0.1)
-            yield url
-        finally:
-            process.terminate()
-            process.wait(timeout=10)
-
-
 def serve_command(port: int, database: Path) -> list[str]:
     return [sys.executable, "-m", "clientkeys", "serve", "--port", str(port),
             "--database", str(database), "--log-level", "warning"]  # fmt: skip
@@ -100,7 +69,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
     folder = tmp_path_factory.mktemp("live")
     token = seed_database(folder / "live.db")
     port = free_port()
-    with running(serve_command(port, folder / "live.db"), port, folder / "server.log") as url:
+    with serving(serve_command(port, folder / "live.db"), port, folder / "server.log") as url:
         yield url, token
 
 
@@ -139,7 +108,7 @@ def test_check_fails_a_broken_server_with_a_clear_report(
     port = free_port()
     command = [sys.executable, str(Path(__file__).parent / "broken_server.py"), str(port),
                str(tmp_path / "broken.db"), how]  # fmt: skip
-    with running(command, port, tmp_path / "server.log") as url:
+    with serving(command, port, tmp_path / "server.log") as url:
         result = run_check(url, token, "--phases", "examples,coverage")
     assert result.returncode == 1
     assert finding in result.stdout, result.stdout[-4000:]

@@ -51,3 +51,47 @@ def test_write_rolls_back_on_error(tmp_path: Path) -> None:
         except RuntimeError:
             pass
         assert repository.list_organizations(conn) == []
+
+
+def test_a_write_waits_for_another_writer_and_then_succeeds(tmp_path: Path) -> None:
+    import threading
+    import time
+
+    db.init_db(tmp_path / "x.db")
+    holder, waiter = db.connect(tmp_path / "x.db"), db.connect(tmp_path / "x.db")
+    holder.execute("BEGIN IMMEDIATE")  # another process holding the write lock
+    done: list[float] = []
+
+    def create() -> None:
+        started = time.monotonic()
+        repository.insert_organization(waiter, "later")
+        done.append(time.monotonic() - started)
+
+    thread = threading.Thread(target=create)
+    thread.start()
+    time.sleep(0.2)
+    assert not done  # still waiting
+    holder.execute("COMMIT")
+    thread.join(timeout=10)
+    assert done and done[0] >= 0.2
+    assert [o["slug"] for o in repository.list_organizations(holder)] == ["later"]
+    assert waiter.execute("PRAGMA busy_timeout").fetchone()[0] == db.BUSY_TIMEOUT_MS
+
+
+def test_many_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    db.init_db(tmp_path / "x.db")
+    with db.connect(tmp_path / "x.db") as conn:
+        project = repository.insert_project(
+            conn, repository.insert_organization(conn, "o")["slug"], "p"
+        )
+
+    def create(_: int) -> None:
+        with db.using(tmp_path / "x.db") as conn:
+            repository.insert_key(conn, project["id"])
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(create, range(200)))
+    with db.connect(tmp_path / "x.db") as conn:
+        assert conn.execute("SELECT count(*) FROM keys").fetchone()[0] == 201

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,6 +13,7 @@ from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
 migrations = Migrations("clientkeys")
+BUSY_TIMEOUT_MS = 10_000
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -22,7 +24,7 @@ def connect(path: Path | str) -> Database:
     """Open one connection: WAL journal, a busy timeout, foreign keys on."""
     try:
         conn = sqlite3.connect(str(path), timeout=10, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA busy_timeout = 10000")
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("PRAGMA synchronous = NORMAL")
     except sqlite3.Error as exc:
@@ -88,14 +90,14 @@ _write_locks: dict[str, threading.Lock] = {}
 def write(db: Database) -> Iterator[Database]:
     """A short write transaction that takes the write lock up front (no upgrade deadlocks).
 
-    Threads of one process queue on a Python lock first, so at most one of them at a time
-    waits on SQLite's lock: SQLite's busy handler sleeps in growing steps, and many waiters
-    would turn into long latency tails. Other processes are covered by the busy timeout.
+    Threads of one process queue on a Python lock, so at most one of them at a time asks
+    SQLite for the write lock; that one retries every few milliseconds while another process
+    holds it. SQLite's own busy handler would sleep in steps growing to 100 ms, which turns a
+    queue of sub-millisecond writes into long latency tails.
     """
-    lock = _write_locks.setdefault(db.conn.execute("PRAGMA database_list").fetchone()[2],
-                                   threading.Lock())  # fmt: skip
-    with lock:
-        db.conn.execute("BEGIN IMMEDIATE")
+    path = db.conn.execute("PRAGMA database_list").fetchone()[2]
+    with _write_locks.setdefault(path, threading.Lock()):
+        _begin_immediate(db.conn)
         try:
             yield db
         except BaseException:
@@ -103,6 +105,24 @@ def write(db: Database) -> Iterator[Database]:
             raise
         else:
             db.conn.execute("COMMIT")
+
+
+def _begin_immediate(conn: sqlite3.Connection) -> None:
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    pause = 0.0005
+    conn.execute("PRAGMA busy_timeout = 0")
+    try:
+        while True:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(pause)
+                pause = min(pause * 1.5, 0.005)
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
 
 
 @migrations()

@@ -24,6 +24,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,24 +102,47 @@ def new_tokens() -> dict[str, str]:
     return {kind: f"sntrys_pytest_{kind}_{secrets.token_hex(16)}" for kind in SCOPES}
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port free on the loopback interface."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
-def _wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            break
+@contextmanager
+def serving(command: list[str], port: int, log: Path) -> Iterator[str]:
+    """Run a server command until the block ends; yields its URL once /openapi.json answers.
+
+    Its output goes to `log`, which a start failure quotes."""
+    url = f"http://127.0.0.1:{port}"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            command, stdout=output, stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        )  # fmt: skip
         try:
-            with urllib.request.urlopen(f"{url}/openapi.json", timeout=1):
-                return
-        except (urllib.error.URLError, OSError):
-            time.sleep(0.05)
-    process.kill()
-    raise RuntimeError(f"clientkeys did not start; its log:\n{log.read_text()[-4000:]}")
+            deadline = time.monotonic() + 30
+            while not _answers(url):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"{command[0]} did not start; its log:\n"
+                                       f"{log.read_text()[-4000:]}")  # fmt: skip
+                time.sleep(0.05)
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/openapi.json", timeout=1):
+            return True
+    except (urllib.error.URLError, OSError):
+        return False
 
 
 @pytest.fixture(scope="session")
@@ -127,29 +151,14 @@ def clientkeys_live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator
     folder = tmp_path_factory.mktemp("clientkeys")
     tokens, admin_token = new_tokens(), secrets.token_hex(16)
     (folder / "fixtures.json").write_text(json.dumps(fixtures_for(tokens)))
-    port = _free_port()
-    log = folder / "server.log"
+    port = free_port()
     command = [
         sys.executable, "-m", "clientkeys", "serve", "--host", "127.0.0.1", "--port", str(port),
         "--database", str(folder / "clientkeys.db"), "--fixtures", str(folder / "fixtures.json"),
         "--admin-token", admin_token, "--log-level", "warning", "--workers", "1",
     ]  # fmt: skip
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            command, stdout=output, stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONWARNINGS": "ignore"},
-        )  # fmt: skip
-        url = f"http://127.0.0.1:{port}"
-        try:
-            _wait_until_up(url, process, log)
-            yield ClientKeys(base_url=url, tokens=tokens, admin_token=admin_token)
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    with serving(command, port, folder / "server.log") as url:
+        yield ClientKeys(base_url=url, tokens=tokens, admin_token=admin_token)
 
 
 @pytest.fixture
