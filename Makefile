@@ -67,10 +67,13 @@ spec: install ## Validate the OpenAPI documents
 fuzz: install ## A longer Schemathesis run (CONTRACT_EXAMPLES=500)
 	CONTRACT_EXAMPLES=500 $(BIN)/pytest -m fuzz -p no:randomly
 
-smoke: ## Install without test tools in a scratch venv and run --help
+smoke: ## Install the wheel without test tools in a scratch venv; build the app from its spec
 	rm -rf /tmp/clientkeys-smoke && $(PYTHON) -m venv /tmp/clientkeys-smoke
 	/tmp/clientkeys-smoke/bin/python -m pip install --quiet .
-	/tmp/clientkeys-smoke/bin/clientkeys --help
+	cd /tmp && /tmp/clientkeys-smoke/bin/clientkeys --help
+	cd /tmp && /tmp/clientkeys-smoke/bin/python -c "from clientkeys.app import create_app; \
+	    from clientkeys.config import Settings; create_app(Settings(database=':memory:')); \
+	    print('the installed wheel carries the spec')"
 
 clean: ## Remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -20,7 +20,7 @@ from clientkeys.mock import check_examples
 from clientkeys.resolver import handler_name
 
 SEED = SPEC_DIR / "upstream" / "keys.json"
-SHARED_SEED = SPEC_DIR.parents[1] / "shared" / "seed" / "keys.json"
+SHARED_SEED = Path(__file__).resolve().parents[2] / "shared" / "seed" / "keys.json"
 METHODS = ("get", "put", "post", "delete", "patch")
 
 

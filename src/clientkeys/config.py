@@ -11,7 +11,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 PREFIX = "CLIENTKEYS_"
-SPEC_DIR = Path(__file__).resolve().parents[2] / "spec"
+# `src/clientkeys/spec` links to the top-level spec/ in a checkout; a wheel carries a copy.
+SPEC_DIR = Path(__file__).parent / "spec"
 SDK_VERSIONS = ("latest", "7.x", "6.x", "5.x", "4.x")
 
 
@@ -110,7 +111,7 @@ class Settings:
 
 _CASTS: dict[str, Callable[[str, str], Any]] = {
     "database": lambda _n, v: Path(v),
-    "spec_dir": lambda _n, v: Path(v).resolve(),
+    "spec_dir": lambda _n, v: Path(v).absolute(),
     "validate_responses": _bool,
     "validate_requests": _bool,
     "public_url": url_setting,
