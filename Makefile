@@ -65,7 +65,7 @@ spec: install ## Validate the OpenAPI documents
 	$(BIN)/openapi-spec-validator $(SPEC)
 
 fuzz: install ## A longer Schemathesis run (CONTRACT_EXAMPLES=500)
-	CONTRACT_EXAMPLES=500 $(BIN)/pytest -m fuzz -p no:randomly
+	CONTRACT_EXAMPLES=500 $(BIN)/pytest -m fuzz -n 2
 
 smoke: ## Install the wheel without test tools in a scratch venv; build the app from its spec
 	rm -rf /tmp/clientkeys-smoke && $(PYTHON) -m venv /tmp/clientkeys-smoke

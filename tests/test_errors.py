@@ -64,11 +64,24 @@ def test_charset_other_than_utf8_is_still_read_as_utf8(api: Api) -> None:
     assert response.status_code == 201 and response.json()["name"] == "Zoë"
 
 
-@pytest.mark.parametrize("method", ["put", "delete", "patch"])
+@pytest.mark.parametrize("method", ["put", "delete", "patch", "options"])
 def test_unsupported_method_is_405_with_a_correct_allow_header(api: Api, method: str) -> None:
     response = api.client.request(method.upper(), api.url(), headers=api.world.headers())
     assert_error(response, 405, f'Method "{method.upper()}" not allowed.')
-    assert set(response.headers["allow"].split(", ")) == {"GET", "POST", "HEAD", "OPTIONS"}
+    assert set(response.headers["allow"].split(", ")) == {"GET", "POST", "HEAD"}
+
+
+def test_every_method_in_allow_is_served(api: Api) -> None:
+    allowed = api.client.request("PATCH", api.url()).headers["allow"].split(", ")
+    for method in allowed:
+        response = api.client.request(method, api.url(), headers=api.world.headers(), json={})
+        assert response.status_code in (200, 201), (method, response.text)
+
+
+def test_head_answers_the_list_headers_without_a_body(api: Api) -> None:
+    response = api.client.head(api.url(), headers=api.world.headers())
+    assert response.status_code == 200 and response.content == b""
+    assert 'rel="next"' in response.headers["link"]
 
 
 def test_unknown_path_is_404_json(api: Api) -> None:

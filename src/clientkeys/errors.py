@@ -145,7 +145,7 @@ def _allowed_methods(routes: Mapping[str, Sequence[str]], path: str) -> list[str
     """The methods served on `path`, or None when no route matches it."""
     for template, methods in routes.items():
         if re.match("^" + re.sub(r"\{[^/]+\}", "[^/]+", template) + "$", path):
-            return [*methods, *(["HEAD"] if "GET" in methods else []), "OPTIONS"]
+            return [*methods, *(["HEAD"] if "GET" in methods else [])]
     return None
 
 
