@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,8 +24,12 @@ class DatabaseUnavailable(RuntimeError):
 def connect(path: Path | str) -> Database:
     """Open one connection: WAL journal, a busy timeout, foreign keys on."""
     try:
-        conn = sqlite3.connect(str(path), timeout=10, isolation_level=None, check_same_thread=False)
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn = sqlite3.connect(
+            str(path),
+            timeout=BUSY_TIMEOUT_MS / 1000,
+            isolation_level=None,
+            check_same_thread=False,
+        )
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("PRAGMA synchronous = NORMAL")
     except sqlite3.Error as exc:
@@ -84,6 +89,9 @@ def migrate(db: Database) -> None:
 
 
 _write_locks: dict[str, threading.Lock] = {}
+_lock_of_connection: weakref.WeakKeyDictionary[Database, threading.Lock] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 @contextmanager
@@ -95,8 +103,7 @@ def write(db: Database) -> Iterator[Database]:
     holds it. SQLite's own busy handler would sleep in steps growing to 100 ms, which turns a
     queue of sub-millisecond writes into long latency tails.
     """
-    path = db.conn.execute("PRAGMA database_list").fetchone()[2]
-    with _write_locks.setdefault(path, threading.Lock()):
+    with _write_lock(db):
         _begin_immediate(db.conn)
         try:
             yield db
@@ -105,6 +112,15 @@ def write(db: Database) -> Iterator[Database]:
             raise
         else:
             db.conn.execute("COMMIT")
+
+
+def _write_lock(db: Database) -> threading.Lock:
+    """The process-wide lock of the file behind `db` (looked up once per connection)."""
+    lock = _lock_of_connection.get(db)
+    if lock is None:
+        path = db.conn.execute("PRAGMA database_list").fetchone()[2]
+        lock = _lock_of_connection[db] = _write_locks.setdefault(path, threading.Lock())
+    return lock
 
 
 def _begin_immediate(conn: sqlite3.Connection) -> None:

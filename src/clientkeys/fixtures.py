@@ -50,35 +50,31 @@ _KEY = {
         },
     },
 }
+
+
+def _named(**properties: Any) -> dict[str, Any]:
+    """An organization or project entry: a slug, an optional name, and its own fields."""
+    return {
+        "type": "object",
+        "required": ["slug"],
+        "additionalProperties": False,
+        "properties": {"slug": {"type": "string"}, "name": {"type": "string"}, **properties},
+    }
+
+
 SCHEMA = {
     "type": "object",
     "additionalProperties": False,
     "properties": {
         "organizations": {
             "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["slug"],
-                "additionalProperties": False,
-                "properties": {
-                    "slug": {"type": "string"},
-                    "name": {"type": "string"},
-                    "dsnEndpoint": {"type": "string", "pattern": "^https?://"},
-                    "projects": {
-                        "type": "array",
-                        "items": {
-                            "type": "object",
-                            "required": ["slug"],
-                            "additionalProperties": False,
-                            "properties": {
-                                "slug": {"type": "string"},
-                                "name": {"type": "string"},
-                                "keys": {"type": "array", "items": _KEY},
-                            },
-                        },
-                    },
+            "items": _named(
+                dsnEndpoint={"type": "string", "pattern": "^https?://"},
+                projects={
+                    "type": "array",
+                    "items": _named(keys={"type": "array", "items": _KEY}),
                 },
-            },
+            ),
         },
         "tokens": {
             "type": "array",
