@@ -73,11 +73,13 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
         yield url, token
 
 
-def run_check(url: str, token: str, *extra: str) -> subprocess.CompletedProcess[str]:
+def run_check(
+    url: str, token: str, *extra: str, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "clientkeys", "check", url, "--token", token, "--org", ORG,
          "--project", PROJECT, "--max-examples", str(EXAMPLES), "--seed", "1", *extra],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True, text=True, timeout=600, cwd=cwd,
         env={**os.environ, "PYTHONWARNINGS": "ignore", "NO_COLOR": "1"},
     )  # fmt: skip
 
@@ -109,7 +111,8 @@ def test_check_fails_a_broken_server_with_a_clear_report(
     command = [sys.executable, str(Path(__file__).parent / "broken_server.py"), str(port),
                str(tmp_path / "broken.db"), how]  # fmt: skip
     with serving(command, port, tmp_path / "server.log") as url:
-        result = run_check(url, token, "--phases", "examples,coverage")
+        result = run_check(url, token, "--phases", "examples,coverage", cwd=tmp_path)
     assert result.returncode == 1
     assert finding in result.stdout, result.stdout[-4000:]
     assert f"{url} BREAKS the contract." in result.stderr
+    assert not (tmp_path / ".schemathesis").exists()  # failures are not cached where it runs

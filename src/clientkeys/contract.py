@@ -24,7 +24,12 @@ PHASES = ("examples", "coverage", "fuzzing", "stateful")
 # Explicit `public`/`secret` values are unique: a generated body may repeat one already used,
 # which Sentry's contract answers with a 400 field error. No schema can say "unique", so for
 # create alone a 400 is not counted as "valid data rejected".
+# The cache is off: a check is a verdict on one run, and Schemathesis would otherwise write
+# `.schemathesis/` (crash replays) into whatever folder the command runs from.
 CONFIG = """
+[cache]
+enabled = false
+
 [parameters]
 "path.organization_slug" = {org}
 "path.project_slug" = {project}
