@@ -13,7 +13,7 @@ from connexion.options import SwaggerUIOptions
 from connexion.spec import Specification
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from clientkeys import db, errors
+from clientkeys import db, rendering
 from clientkeys.auth import SentryBearerHandler
 from clientkeys.compiled import OrjsonJsonifier
 from clientkeys.config import Settings
@@ -100,7 +100,7 @@ def create_app(settings: Settings | None = None) -> FlaskApp:
             JournalMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION, settings=settings
         )
     _limit_handler_threads(app, settings.threads)
-    errors.install(app, routes_of(specs))
+    rendering.install(app, routes_of(specs))
     app.add_middleware(
         BodyLimitMiddleware,
         position=MiddlewarePosition.BEFORE_SWAGGER,

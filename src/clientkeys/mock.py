@@ -28,7 +28,7 @@ from connexion.options import SwaggerUIOptions
 from connexion.spec import Specification
 from openapi_schema_validator import OAS30Validator
 
-from clientkeys import errors
+from clientkeys import rendering
 from clientkeys.auth import SentryBearerHandler, TokenInfo
 from clientkeys.compiled import OrjsonJsonifier
 from clientkeys.errors import BadRequest
@@ -260,7 +260,7 @@ def create_mock_app(
         security_map={"bearer": bearer_handler(tokens)},
         swagger_ui_options=SwaggerUIOptions(serve_spec=True, swagger_ui=False),
     )
-    errors.install(app, routes_of([spec]))
+    rendering.install(app, routes_of([spec]))
     app.add_middleware(
         BodyLimitMiddleware, position=MiddlewarePosition.BEFORE_SWAGGER, max_bytes=max_body_bytes
     )

@@ -8,7 +8,7 @@ and they compile each schema once instead of once per request.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator, Iterable, Iterator
 from typing import Any
 
 import orjson
@@ -27,13 +27,7 @@ from jsonschema import Draft4Validator, ValidationError
 from starlette.types import Scope
 
 from clientkeys import compiled, pagination
-from clientkeys.errors import (
-    BadRequest,
-    ClientKeysError,
-    FieldErrors,
-    UnsupportedMediaType,
-    field_errors,
-)
+from clientkeys.errors import BadRequest, ClientKeysError, FieldErrors, UnsupportedMediaType
 
 _PY_TYPES = {
     "string": "Not a valid string.",
@@ -43,6 +37,22 @@ _PY_TYPES = {
 }
 _EMPTY = object()
 """What `_parse` returns for a request without a body (distinct from a JSON `null`)."""
+
+
+def field_errors(pairs: Iterable[tuple[tuple[str, ...], str]]) -> dict[str, Any]:
+    """Fold `(path, message)` pairs into Sentry's nested field-error dict."""
+    errors: dict[str, Any] = {}
+    for path, message in pairs:
+        if len(path) <= 1:
+            messages = errors.setdefault(path[0] if path else "non_field_errors", [])
+        else:
+            nested = errors.setdefault(path[0], {})
+            if isinstance(nested, list):  # the field already failed as a whole
+                continue
+            messages = nested.setdefault(path[1], [])
+        if message not in messages:
+            messages.append(message)
+    return errors
 
 
 def _expected_dict(instance: Any) -> str:
