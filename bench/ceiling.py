@@ -13,7 +13,7 @@ from typing import Any
 
 from flask import Flask, Response, g, json, request
 
-from clientkeys import db, pagination, repository
+from clientkeys import db, domain, pagination, repository
 from clientkeys.errors import ClientKeysError
 from clientkeys.serializers import KeyContext, serialize_key
 
@@ -72,7 +72,9 @@ def create_app() -> Flask:
     def create_key(organization_slug: str, project_slug: str) -> Response:
         project = project_for(organization_slug, project_slug, {"project:write"})
         body = request.get_json(silent=True) or {}
-        row = repository.insert_key(database(), project["id"], name=body.get("name"))
+        row = repository.insert_key(
+            database(), project["id"], domain.new_key(name=body.get("name"))
+        )
         return answer(serialize_key(row, context()), 201)
 
     @app.errorhandler(ClientKeysError)

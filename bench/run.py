@@ -26,7 +26,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from clientkeys import db, repository
+from clientkeys import db, domain, repository
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -49,13 +49,13 @@ def seed(path: Path) -> dict[str, list[int]]:
     ids: dict[str, list[int]] = {}
     with db.connect(path) as conn:
         repository.insert_organization(conn, ORG)
-        repository.insert_token(conn, ORG, repository.SCOPES, token=TOKEN)
+        repository.insert_token(conn, ORG, domain.SCOPES, token=TOKEN)
         for name, size in {**SIZES, "create": 0}.items():
             project = repository.insert_project(conn, ORG, name, default_key=False)
-            data = json.dumps({"dynamicSdkLoaderOptions": repository.DEFAULT_LOADER_OPTIONS})
+            data = json.dumps({"dynamicSdkLoaderOptions": domain.DEFAULT_LOADER_OPTIONS})
             rows = [
                 (project["id"], f"Key {i}", secrets.token_hex(16), secrets.token_hex(16), data,
-                 repository.now())
+                 domain.now())
                 for i in range(size)
             ]  # fmt: skip
             with db.write(conn):

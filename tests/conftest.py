@@ -16,6 +16,16 @@ from clientkeys.config import Settings
 
 KEYS = "/api/0/projects/{org}/{project}/keys/"
 READ, WRITE, ADMIN = "project:read", "project:write", "project:admin"
+ALL_SCOPES = [READ, WRITE, ADMIN]
+
+
+@pytest.fixture
+def memory_db() -> Iterator[Database]:
+    """A fresh in-memory database with every migration applied."""
+    database = Database(memory=True)
+    db.migrate(database)
+    yield database
+    database.close()
 
 
 @pytest.fixture

@@ -60,6 +60,9 @@ def test_org_project_and_token_create(run, tmp_path: Path) -> None:  # type: ign
         (("org", "create", "acme"), "already exists"),
         (("org", "create", "Not A Slug"), "Invalid organization slug"),
         (("org", "create", "12345"), "not only digits"),
+        (("project", "create", "Web Site", "--org", "acme"), "Invalid project slug 'Web Site'"),
+        (("token", "create", "--org", "acme", "--scopes", ","), "needs at least one scope"),
+        (("mock", "--token", "t=project:fly"), "Unknown scope 'project:fly'"),
         (("project", "create", "web", "--org", "acme"), "already has a project 'web'"),
     ],
 )

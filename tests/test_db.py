@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from clientkeys import db, repository
+from clientkeys import db, domain, repository
 
 
 def test_migrations_are_idempotent(tmp_path: Path) -> None:
@@ -89,7 +89,7 @@ def test_many_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
 
     def create(_: int) -> None:
         with db.using(tmp_path / "x.db") as conn:
-            repository.insert_key(conn, project["id"])
+            repository.insert_key(conn, project["id"], domain.new_key())
 
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(create, range(200)))

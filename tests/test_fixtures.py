@@ -63,6 +63,12 @@ def test_json_fixtures_work_too(tmp_path: Path) -> None:
         ("tokens: [{token: sntrys_12345678, scopes: [project:fly]}]", "tokens[0].scopes[0]"),
         ("organizations: [{slug: o, projects: [{slug: p, keys: [{public: XYZ}]}]}]", ".public"),
         ("teams: []", "Additional properties are not allowed"),
+        (
+            "organizations: [{slug: Not A Slug}]",
+            "organizations[0].slug: 'Not A Slug' is not a valid slug: use 1-50 lowercase letters",
+        ),
+        ("tokens: [{token: sntrys_12345678, scopes: [project:read]}]", "'org' is a required"),
+        ("tokens: [{token: sntrys_12345678, org: o, scopes: []}]", "tokens[0].scopes: []"),
         ("organizations: [", "cannot read fixtures"),
         (
             "tokens: [{token: sntrys_12345678, org: nope, scopes: [project:read]}]",

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from clientkeys import pagination, repository
+from clientkeys import domain, pagination, repository
 from clientkeys.errors import BadRequest
 from clientkeys.pagination import Cursor
 from conftest import Api, World, assert_error
@@ -185,10 +185,8 @@ def test_link_header_uses_the_configured_public_url(settings: object, world: Wor
 
 
 def test_default_page_size_is_100(api: Api, world: World) -> None:
-    for _ in range(3):
-        with world.store.conn:
-            for _ in range(40):
-                repository._insert_key(world.store, world.project["id"])
+    for _ in range(120):
+        repository.insert_key(world.store, world.project["id"], domain.new_key())
     response = api.list()
     assert len(response.json()) == 100
     assert link_of(response)["next_results"] == "true"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import warnings
 from collections.abc import Callable, Iterator
@@ -18,13 +19,76 @@ warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testcli
 
 from sqlite_utils import Database  # noqa: E402
 
-from clientkeys import __version__, contract, db, fixtures, repository  # noqa: E402
+from clientkeys import __version__, contract, db, domain, fixtures, repository  # noqa: E402
 from clientkeys.config import PREFIX, Settings, SettingsError, url_setting  # noqa: E402
 from clientkeys.contract import PHASES  # noqa: E402
 from clientkeys.errors import ClientKeysError  # noqa: E402
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEMO_ORG, DEMO_PROJECT = "demo", "demo-project"
+
+
+# Input: every argument is checked where it is read, with a message that names it ----------
+
+
+class Slug(click.ParamType[str]):
+    """An organization or project slug, by Sentry's rule."""
+
+    name = "slug"
+    _pattern = re.compile(domain.SLUG_PATTERN)
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def convert(self, value: str, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        if not self._pattern.match(value):
+            self.fail(f"Invalid {self.what} slug {value!r}: {domain.SLUG_RULE}.", param, ctx)
+        return value
+
+
+class Scopes(click.ParamType[tuple[str, ...]]):
+    """Comma-separated scope names: known ones, at least one; canonical order."""
+
+    name = "scopes"
+
+    def convert(
+        self, value: str | tuple[str, ...], param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[str, ...]:
+        if isinstance(value, tuple):
+            return value
+        wanted = {scope.strip() for scope in value.split(",") if scope.strip()}
+        choices = ", ".join(domain.SCOPES)
+        unknown = sorted(wanted - set(domain.SCOPES))
+        if unknown:
+            self.fail(f"Unknown scope {unknown[0]!r}; choose from {choices}.", param, ctx)
+        if not wanted:
+            self.fail(f"A token needs at least one scope from {choices}.", param, ctx)
+        return tuple(domain.in_scope_order(wanted))
+
+
+class TokenGrant(click.ParamType[tuple[str, frozenset[str]]]):
+    """`TOKEN[=SCOPE,...]`: a token and its scopes (all three when none are given)."""
+
+    name = "token"
+
+    def convert(
+        self, value: str, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[str, frozenset[str]]:
+        token, _, scopes = value.partition("=")
+        granted = Scopes().convert(scopes, param, ctx) if scopes else domain.SCOPES
+        return token, frozenset(granted)
+
+
+class HttpUrl(click.ParamType[str]):
+    """An http(s) URL, kept without its trailing slash."""
+
+    name = "url"
+
+    def convert(self, value: str, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        try:
+            return url_setting(param.name if param and param.name else "url", value)
+        except SettingsError:
+            self.fail(f"{value!r} is not an http(s) URL.", param, ctx)
 
 
 def database_option(func: F) -> F:
@@ -289,6 +353,7 @@ def check(
     "--token",
     "tokens",
     multiple=True,
+    type=TokenGrant(),
     metavar="TOKEN[=SCOPE,...]",
     help="A bearer token the mock accepts, with its scopes (default: all three). "
     "Repeatable. Without any, every well-formed bearer token is accepted.",
@@ -300,7 +365,11 @@ def check(
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),
 )
 def mock(
-    spec_file: Path | None, host: str, port: int, tokens: tuple[str, ...], log_level: str
+    spec_file: Path | None,
+    host: str,
+    port: int,
+    tokens: tuple[tuple[str, frozenset[str]], ...],
+    log_level: str,
 ) -> None:
     """Serve a stateless mock of the spec, answered from its examples.
 
@@ -313,22 +382,13 @@ def mock(
     from clientkeys.mock import InvalidExample, create_mock_app
 
     spec_file = spec_file or load_settings().spec_dir / "openapi.json"
-    accepted = dict(_token_argument(t) for t in tokens) if tokens else None
+    accepted = dict(tokens) if tokens else None
     try:
         app = create_mock_app(spec_file, accepted)
     except InvalidExample as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"Mocking {spec_file} on http://{host}:{port}", err=True)
     uvicorn.run(app, host=host, port=port, log_level=log_level)
-
-
-def _token_argument(value: str) -> tuple[str, frozenset[str]]:
-    token, _, scopes = value.partition("=")
-    try:
-        checked = repository.check_scopes(scopes.split(",") if scopes else repository.SCOPES)
-    except ClientKeysError as exc:
-        raise click.BadParameter(exc.detail, param_hint="--token") from None
-    return token, frozenset(checked)
 
 
 @main.command("init-db")
@@ -346,7 +406,7 @@ def org() -> None:
 
 
 @org.command("create")
-@click.argument("slug")
+@click.argument("slug", type=Slug("organization"))
 @click.option("--name", default=None, help="Display name. [default: the slug]")
 @database_option
 def org_create(slug: str, name: str | None, database: Path | None) -> None:
@@ -367,7 +427,7 @@ def org_list(database: Path | None) -> None:
 
 @org.command("set-dsn-endpoint")
 @click.argument("organization")
-@click.argument("url", required=False)
+@click.argument("url", required=False, type=HttpUrl())
 @database_option
 def org_set_dsn_endpoint(organization: str, url: str | None, database: Path | None) -> None:
     """Build the organization's DSN URLs (all but `cdn`) on URL; no URL restores the default.
@@ -375,19 +435,10 @@ def org_set_dsn_endpoint(organization: str, url: str | None, database: Path | No
     Sentry's `sentry:relay_dsn_endpoint` organization option, e.g.
     https://relay.example.com/ingest.
     """
-    if url is not None:
-        url = _url_argument(url)
     with store(database) as conn:
         row = repository.set_dsn_endpoint(conn, organization, url)
     where = row["dsn_endpoint"] or "the server's ingest URL"
     click.echo(f"DSN URLs of {row['slug']} are now built on {where}.")
-
-
-def _url_argument(url: str) -> str:
-    try:
-        return url_setting("dsn_endpoint", url)
-    except SettingsError:
-        raise click.BadParameter(f"{url!r} is not an http(s) URL.", param_hint="URL") from None
 
 
 @main.command()
@@ -409,7 +460,7 @@ def project() -> None:
 
 
 @project.command("create")
-@click.argument("slug")
+@click.argument("slug", type=Slug("project"))
 @click.option("--org", "organization", required=True, help="Organization slug or id.")
 @click.option("--name", default=None, help="Display name. [default: the slug]")
 @database_option
@@ -437,9 +488,10 @@ def token() -> None:
 )
 @click.option(
     "--scopes",
-    default="project:read,project:write,project:admin",
+    type=Scopes(),
+    default=",".join(domain.SCOPES),
     show_default=True,
-    help="Comma-separated scopes from project:read, project:write, project:admin.",
+    help=f"Comma-separated scopes from {', '.join(domain.SCOPES)}.",
 )
 @click.option(
     "--superuser",
@@ -449,12 +501,18 @@ def token() -> None:
 @click.option("--label", default="", help="A note to recognise the token by.")
 @database_option
 def token_create(
-    organization: str | None, scopes: str, superuser: bool, label: str, database: Path | None
+    organization: str | None,
+    scopes: tuple[str, ...],
+    superuser: bool,
+    label: str,
+    database: Path | None,
 ) -> None:
     """Create a token and print it. It is stored only as a hash: copy it now."""
+    if organization is None and not superuser:
+        raise click.ClickException("A token that is not a superuser token needs an organization.")
     with store(database) as conn:
         plain, row = repository.insert_token(
-            conn, organization, scopes.split(","), superuser=superuser, label=label
+            conn, organization, scopes, superuser=superuser, label=label
         )
     click.echo(plain)
     click.echo(f"(scopes: {row['scopes']}; shown once, stored only as a hash)", err=True)
@@ -482,7 +540,7 @@ def _print_demo(conn: Database, url: str) -> None:
         repository.insert_organization(conn, DEMO_ORG, "Demo Organization")
         repository.insert_project(conn, DEMO_ORG, DEMO_PROJECT, "Demo Project")
         note = f"Created organization {DEMO_ORG!r} and project {DEMO_PROJECT!r}."
-    plain, _ = repository.insert_token(conn, DEMO_ORG, repository.SCOPES, label="demo")
+    plain, _ = repository.insert_token(conn, DEMO_ORG, domain.SCOPES, label="demo")
     keys_url = f"{url.rstrip('/')}/api/0/projects/{DEMO_ORG}/{DEMO_PROJECT}/keys/"
     click.echo(note)
     click.echo(f"Token (all project scopes, shown once): {plain}")

@@ -26,10 +26,11 @@ import yaml
 from jsonschema import Draft7Validator
 from sqlite_utils import Database
 
-from clientkeys import repository
+from clientkeys import domain, repository
 from clientkeys.errors import ClientKeysError, NotFound
 
 HEX32 = "^[a-f0-9]{32}$"
+SLUG = {"type": "string", "pattern": domain.SLUG_PATTERN}
 _KEY = {
     "type": "object",
     "additionalProperties": False,
@@ -38,7 +39,7 @@ _KEY = {
         "public": {"type": "string", "pattern": HEX32},
         "secret": {"type": "string", "pattern": HEX32},
         "isActive": {"type": "boolean"},
-        "useCase": {"enum": list(repository.USE_CASES)},
+        "useCase": {"enum": list(domain.USE_CASES)},
         "rateLimit": {
             "type": "object",
             "additionalProperties": False,
@@ -58,7 +59,7 @@ def _named(**properties: Any) -> dict[str, Any]:
         "type": "object",
         "required": ["slug"],
         "additionalProperties": False,
-        "properties": {"slug": {"type": "string"}, "name": {"type": "string"}, **properties},
+        "properties": {"slug": SLUG, "name": {"type": "string"}, **properties},
     }
 
 
@@ -85,10 +86,19 @@ SCHEMA = {
                 "properties": {
                     "token": {"type": "string", "pattern": "^[!-~]{8,}$"},
                     "org": {"type": "string"},
-                    "scopes": {"type": "array", "items": {"enum": list(repository.SCOPES)}},
+                    "scopes": {
+                        "type": "array",
+                        "minItems": 1,
+                        "items": {"enum": list(domain.SCOPES)},
+                    },
                     "superuser": {"type": "boolean"},
                     "label": {"type": "string"},
                 },
+                # Only a superuser token may belong to no organization.
+                "if": {
+                    "not": {"required": ["superuser"], "properties": {"superuser": {"const": True}}}
+                },
+                "then": {"required": ["org"]},
             },
         },
     },
@@ -106,10 +116,17 @@ def read(path: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise FixturesError(f"{path}: cannot read fixtures: {exc}") from None
     data = {} if data is None else data
-    error = next(iter(sorted(Draft7Validator(SCHEMA).iter_errors(data), key=str)), None)
+    # The first error, by message; a missing `org` only after what is wrong in the entry itself.
+    errors = sorted(
+        Draft7Validator(SCHEMA).iter_errors(data), key=lambda e: ("then" in e.schema_path, str(e))
+    )
+    error = next(iter(errors), None)
     if error is not None:
         where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
-        raise FixturesError(f"{path}: {where.lstrip('.') or 'top level'}: {error.message}")
+        message = error.message
+        if error.validator == "pattern" and error.validator_value == domain.SLUG_PATTERN:
+            message = f"{error.instance!r} is not a valid slug: {domain.SLUG_RULE}."
+        raise FixturesError(f"{path}: {where.lstrip('.') or 'top level'}: {message}")
     result: dict[str, Any] = data
     return result
 
@@ -162,11 +179,12 @@ def _keys(db: Database, org: str, project: dict[str, Any]) -> int:
     for key in project.get("keys", []):
         if key.get("public") and repository.find_key(db, key["public"]):
             continue
-        repository.insert_key(
-            db, project_id, name=key.get("name"), public=key.get("public"),
-            secret=key.get("secret"), rate_limit=key.get("rateLimit"),
-            use_case=key.get("useCase", "user"), active=key.get("isActive", True),
+        new = domain.new_key(
+            name=key.get("name"), public=key.get("public"), secret=key.get("secret"),
+            rate_limit=key.get("rateLimit"), use_case=key.get("useCase", domain.USER_USE_CASE),
+            active=key.get("isActive", True),
         )  # fmt: skip
+        repository.insert_key(db, project_id, new)
         count += 1
     return count
 
@@ -175,7 +193,8 @@ def _token(db: Database, token: dict[str, Any]) -> int:
     if repository.find_token(db, token["token"]):
         return 0
     repository.insert_token(
-        db, token.get("org"), token["scopes"], superuser=token.get("superuser", False),
+        db, token.get("org"), domain.in_scope_order(token["scopes"]),
+        superuser=token.get("superuser", False),
         label=token.get("label", "fixtures"), token=token["token"],
     )  # fmt: skip
     return 1

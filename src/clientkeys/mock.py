@@ -31,9 +31,9 @@ from openapi_schema_validator import OAS30Validator
 from clientkeys import rendering
 from clientkeys.auth import SentryBearerHandler, TokenInfo
 from clientkeys.compiled import OrjsonJsonifier
+from clientkeys.domain import SCOPES
 from clientkeys.errors import BadRequest
 from clientkeys.guards import BodyLimitMiddleware, PathGuardMiddleware
-from clientkeys.repository import SCOPES
 from clientkeys.resolver import HTTP_METHODS, routes_of
 from clientkeys.validation import VALIDATOR_MAP
 

@@ -1,37 +1,22 @@
-"""Plain functions over the SQLite store. They raise domain errors, never HTTP responses."""
+"""Storage: plain functions over the SQLite store. They store and load rows and raise domain
+errors (NotFound, Conflict, a taken key), never HTTP responses. The rules of what to store live in
+`domain`; checking a slug or a scope is the caller's input handling (the CLI, fixtures files).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
-import secrets
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlite_utils import Database
 
 from clientkeys import db as database
-from clientkeys.errors import BadRequest, Conflict, FieldErrors, NotFound
-from clientkeys.petnames import petname
-
-SCOPES = ("project:read", "project:write", "project:admin")
-ACTIVE, INACTIVE = 0, 1
-USE_CASES = ("user", "profiling", "escalating_issues", "tempest", "demo")
-DEFAULT_LOADER_OPTIONS = {"hasPerformance": True, "hasReplay": True}
-LOADER_FLAGS = ("hasReplay", "hasPerformance", "hasDebug", "hasFeedback", "hasLogsAndMetrics")
-STATUSES = {"active": ACTIVE, "inactive": INACTIVE}
-SLUG = re.compile(r"^(?![0-9]+$)[a-z0-9_-]{1,50}$")
-TOKEN_PREFIX = "sntrys_"
-
-Row = dict[str, Any]
-
-
-def now() -> str:
-    """The current time in UTC, ISO 8601 with microseconds and a `Z`, as Sentry writes it."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+from clientkeys import domain
+from clientkeys.domain import Row
+from clientkeys.errors import Conflict, FieldErrors, NotFound
 
 
 def _one(db: Database, sql: str, params: Sequence[Any]) -> Row | None:
@@ -53,27 +38,16 @@ def _by_ref(ref: str) -> tuple[str, Any]:
     return ("id", int(ref)) if ref.isdigit() and len(ref) < 19 else ("slug", ref)
 
 
-def check_slug(slug: str, what: str) -> str:
-    """Sentry's slug rule: lowercase letters, digits, `-` and `_`, not all digits, <= 50."""
-    if not SLUG.match(slug):
-        raise BadRequest(
-            f"Invalid {what} slug {slug!r}: use 1-50 lowercase letters, digits, '-' or '_', "
-            "not only digits."
-        )
-    return slug
-
-
 # Organizations ---------------------------------------------------------------------------
 
 
 def insert_organization(db: Database, slug: str, name: str | None = None) -> Row:
     """Create an organization; Conflict if the slug is taken."""
-    check_slug(slug, "organization")
     try:
         with database.write(db):
             cursor = db.execute(
                 "INSERT INTO organizations (slug, name, date_created) VALUES (?, ?, ?)",
-                [slug, name or slug, now()],
+                [slug, name or slug, domain.now()],
             )
     except sqlite3.IntegrityError:
         raise Conflict(f"An organization with the slug {slug!r} already exists.") from None
@@ -111,7 +85,7 @@ def _audit(db: Database, project_id: int, event: str, target: str, data: Mapping
     db.execute(
         "INSERT INTO audit_log (organization_id, event, target, data, date_added) "
         "SELECT organization_id, ?, ?, ?, ? FROM projects WHERE id = ?",
-        [event, target, json.dumps(dict(data)), now(), project_id],
+        [event, target, json.dumps(dict(data)), domain.now(), project_id],
     )
 
 
@@ -139,19 +113,18 @@ def insert_project(
     name: str | None = None,
     default_key: bool = True,
 ) -> Row:
-    """Create a project with its first key, labelled "Default", as Sentry does."""
-    check_slug(slug, "project")
+    """Create a project with its first key, named "Default", as Sentry does."""
     organization = get_organization(db, organization_ref)
     try:
         with database.write(db):
             cursor = db.execute(
                 "INSERT INTO projects (organization_id, slug, name, date_created) "
                 "VALUES (?, ?, ?, ?)",
-                [organization["id"], slug, name or slug, now()],
+                [organization["id"], slug, name or slug, domain.now()],
             )
             project_id = cursor.lastrowid
             if default_key:
-                _insert_key(db, project_id, label="Default")
+                _insert_key(db, project_id, domain.new_key(name=domain.DEFAULT_KEY_NAME))
     except sqlite3.IntegrityError:
         raise Conflict(
             f"The organization {organization['slug']!r} already has a project {slug!r}."
@@ -184,17 +157,6 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def check_scopes(scopes: Iterable[str]) -> list[str]:
-    """Known scope names, deduplicated in canonical order; BadRequest names an unknown one."""
-    wanted = {s.strip() for s in scopes if s.strip()}
-    unknown = sorted(wanted - set(SCOPES))
-    if unknown:
-        raise BadRequest(f"Unknown scope {unknown[0]!r}; choose from {', '.join(SCOPES)}.")
-    if not wanted:
-        raise BadRequest(f"A token needs at least one scope from {', '.join(SCOPES)}.")
-    return [s for s in SCOPES if s in wanted]
-
-
 def insert_token(
     db: Database,
     organization_ref: str | None,
@@ -204,20 +166,19 @@ def insert_token(
     label: str = "",
     token: str | None = None,
 ) -> tuple[str, Row]:
-    """Create a token; returns the plain token (shown once) and its stored row."""
-    checked = check_scopes(scopes)
+    """Store a token for the organization (None: none, for superuser tokens) with these scopes;
+    returns the plain token (shown once; a new one unless given) and its stored row."""
     organization_id = None
     if organization_ref is not None:
         organization_id = get_organization(db, organization_ref)["id"]
-    elif not superuser:
-        raise BadRequest("A token that is not a superuser token needs an organization.")
-    token = token or TOKEN_PREFIX + secrets.token_hex(32)
+    token = token or domain.new_token()
     with database.write(db):
         cursor = db.execute(
             "INSERT INTO tokens (token_hash, organization_id, scopes, is_superuser, label, "
             "date_created) VALUES (?, ?, ?, ?, ?, ?)",
-            [hash_token(token), organization_id, " ".join(checked), int(superuser), label, now()],
-        )
+            [hash_token(token), organization_id, " ".join(scopes), int(superuser), label,
+             domain.now()],
+        )  # fmt: skip
     row = _one(db, "SELECT * FROM tokens WHERE id = ?", [cursor.lastrowid])
     assert row is not None
     return token, row
@@ -231,74 +192,28 @@ def find_token(db: Database, token: str) -> Row | None:
 # Keys ----------------------------------------------------------------------------------
 
 
-def _insert_key(
-    db: Database,
-    project_id: int | None,
-    *,
-    label: str | None = None,
-    public: str | None = None,
-    secret: str | None = None,
-    rate_limit: tuple[int, int] | None = None,
-    use_case: str = "user",
-    active: bool = True,
-) -> int:
-    data = {"dynamicSdkLoaderOptions": dict(DEFAULT_LOADER_OPTIONS)}
-    count, window = rate_limit or (None, None)
+def _insert_key(db: Database, project_id: int | None, key: Mapping[str, Any]) -> int:
+    columns = ["project_id", *key]
     cursor = db.execute(
-        "INSERT INTO keys (project_id, label, public_key, secret_key, status, use_case, "
-        "rate_limit_count, rate_limit_window, data, date_added) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            project_id,
-            label or petname(),
-            public or secrets.token_hex(16),
-            secret or secrets.token_hex(16),
-            ACTIVE if active else INACTIVE,
-            use_case,
-            count,
-            window,
-            json.dumps(data),
-            now(),
-        ],
+        f"INSERT INTO keys ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})",
+        [project_id, *key.values()],
     )
     assert cursor.lastrowid is not None
     return cursor.lastrowid
 
 
-def insert_key(
-    db: Database,
-    project_id: int,
-    *,
-    name: str | None = None,
-    public: str | None = None,
-    secret: str | None = None,
-    rate_limit: Mapping[str, Any] | None = None,
-    use_case: str = "user",
-    active: bool = True,
-) -> Row:
-    """Create a key. A rate limit is stored only when both count and window are non-zero."""
-    for field, value in (("public", public), ("secret", secret)):
+def insert_key(db: Database, project_id: int, key: Mapping[str, Any]) -> Row:
+    """Store a new key (its columns from `domain.new_key`) and audit it; a 400 field error if
+    its public or secret key is taken."""
+    for field in ("public", "secret"):
         column = f"{field}_key"
-        if value and _one(db, f"SELECT 1 FROM keys WHERE {column} = ?", [value]):
+        if _one(db, f"SELECT 1 FROM keys WHERE {column} = ?", [key[column]]):
             raise FieldErrors({field: [f"A client key with this {field} key already exists."]})
-    limit = None
-    if rate_limit and rate_limit.get("count") and rate_limit.get("window"):
-        limit = (rate_limit["count"], rate_limit["window"])
     try:
         with database.write(db):
-            key_id = _insert_key(
-                db,
-                project_id,
-                label=name,
-                public=public,
-                secret=secret,
-                rate_limit=limit,
-                use_case=use_case,
-                active=active,
-            )
-            row = _one(db, "SELECT * FROM keys WHERE id = ?", [key_id])
+            row = _one(db, "SELECT * FROM keys WHERE id = ?", [_insert_key(db, project_id, key)])
             assert row is not None
-            _audit(db, project_id, "PROJECTKEY_ADD", row["public_key"], _audit_fields(row))
+            _audit(db, project_id, domain.KEY_ADDED, row["public_key"], domain.audit_fields(row))
     except sqlite3.IntegrityError:  # a concurrent insert took the same explicit key
         raise FieldErrors(
             {"public": ["A client key with this public key already exists."]}
@@ -354,76 +269,26 @@ def list_keys(
     )
 
 
-def _audit_fields(row: Row) -> dict[str, Any]:
-    return {
-        "label": row["label"],
-        "public_key": row["public_key"],
-        "status": row["status"],
-        "rate_limit_count": row["rate_limit_count"],
-        "rate_limit_window": row["rate_limit_window"],
-    }
-
-
-def _rate_limit_change(value: Mapping[str, Any] | None) -> tuple[int | None, int | None]:
-    """Sentry's rule: null, or a null/"" field, clears both; values set both."""
-    if value is None or value.get("count") in (None, "") or value.get("window") in (None, ""):
-        return None, None
-    return value["count"], value["window"]
-
-
-def plan_update(row: Row, changes: Mapping[str, Any], default_sdk_version: str) -> Row:
-    """The key's columns after a PUT, applied in Sentry's order; unknown fields are ignored."""
-    planned = dict(row)
-    data = key_data(row)
-    if changes.get("name"):
-        planned["label"] = changes["name"]
-    data["browserSdkVersion"] = changes.get("browserSdkVersion") or default_sdk_version
-    options = changes.get("dynamicSdkLoaderOptions")
-    if options:
-        known = {k: v for k, v in options.items() if k in LOADER_FLAGS}
-        data["dynamicSdkLoaderOptions"] = {**data.get("dynamicSdkLoaderOptions", {}), **known}
-    if "isActive" in changes:
-        planned["status"] = ACTIVE if changes["isActive"] else INACTIVE
-    if "rateLimit" in changes:
-        count, window = _rate_limit_change(changes["rateLimit"])
-        planned["rate_limit_count"], planned["rate_limit_window"] = count, window
-    planned["data"] = json.dumps(data)
-    return planned
-
-
-def update_key(
-    db: Database, row: Row, changes: Mapping[str, Any], *, default_sdk_version: str
-) -> Row:
-    """Apply a PUT to a key and audit it (with the previous limit when the limit changed)."""
-    planned = plan_update(row, changes, default_sdk_version)
-    columns = ("label", "status", "rate_limit_count", "rate_limit_window", "data")
-    audit = _audit_fields(planned)
-    if (row["rate_limit_count"], row["rate_limit_window"]) != (
-        planned["rate_limit_count"],
-        planned["rate_limit_window"],
-    ):
-        audit["prev_rate_limit_count"] = row["rate_limit_count"]
-        audit["prev_rate_limit_window"] = row["rate_limit_window"]
+def update_key(db: Database, row: Row, planned: Row) -> Row:
+    """Store a key's planned update (`domain.plan_update`) and audit it; returns the new row."""
+    columns = domain.updated_columns(planned)
     with database.write(db):
         db.execute(
             f"UPDATE keys SET {', '.join(f'{c} = ?' for c in columns)} WHERE id = ?",
-            [*(planned[c] for c in columns), row["id"]],
+            [*columns.values(), row["id"]],
         )
-        _audit(db, row["project_id"], "PROJECTKEY_EDIT", row["public_key"], audit)
+        edit = domain.edit_audit(row, planned)
+        _audit(db, row["project_id"], domain.KEY_EDITED, row["public_key"], edit)
     return planned
 
 
 def delete_key(db: Database, row: Row) -> None:
     """Delete a key for good, and audit it."""
     with database.write(db):
-        _audit(db, row["project_id"], "PROJECTKEY_REMOVE", row["public_key"], _audit_fields(row))
+        _audit(
+            db, row["project_id"], domain.KEY_REMOVED, row["public_key"], domain.audit_fields(row)
+        )
         db.execute("DELETE FROM keys WHERE id = ?", [row["id"]])
-
-
-def key_data(row: Row) -> dict[str, Any]:
-    """The key's loader settings (`dynamicSdkLoaderOptions`, `browserSdkVersion`)."""
-    data: dict[str, Any] = json.loads(row["data"])
-    return data
 
 
 # Test controls ---------------------------------------------------------------------------
@@ -445,7 +310,7 @@ def log_request(db: Database, entry: Mapping[str, Any], keep: int) -> None:
             "INSERT INTO request_log (method, path, query, status, validated, date) "
             "VALUES (?, ?, ?, ?, ?, ?)",
             [entry["method"], entry["path"], entry["query"], entry["status"],
-             int(entry["validated"]), now()],
+             int(entry["validated"]), domain.now()],
         )  # fmt: skip
         db.execute("DELETE FROM request_log WHERE id <= ?", [(cursor.lastrowid or 0) - keep])
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from clientkeys.repository import ACTIVE, LOADER_FLAGS, Row, key_data
+from clientkeys.domain import ACTIVE, LOADER_FLAGS, Row, key_data
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from sqlite_utils import Database
 
 from clientkeys import auth, repository
 from clientkeys.config import Settings
-from clientkeys.repository import Row
+from clientkeys.domain import Row
 from clientkeys.serializers import KeyContext
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from clientkeys import db, pagination, repository
+from clientkeys import db, domain, pagination, repository
 from clientkeys.handlers._request import (
     absolute_path,
     key_context,
@@ -32,7 +32,7 @@ def list_a_projects_client_keys(
     current = settings()
     limit = pagination.check_per_page(per_page or current.per_page, current.max_per_page)
     position = pagination.parse_cursor(cursor)
-    wanted = repository.STATUSES.get(status, NOTHING) if status else None
+    wanted = domain.STATUSES.get(status, NOTHING) if status else None
     internal = bool(token_info["is_superuser"])
     with db.using(current.database) as database:
         project = project_for(database, organization_slug, project_slug, token_info)
@@ -61,15 +61,16 @@ def create_a_new_client_key(
     superuser = bool(token_info["is_superuser"])
     with db.using(settings().database) as database:
         project = project_for(database, organization_slug, project_slug, token_info)
-        row = repository.insert_key(
-            database,
-            project["id"],
+        key = domain.new_key(
             name=body.get("name"),
             public=body.get("public"),
             secret=body.get("secret"),
             rate_limit=body.get("rateLimit"),
-            use_case=body.get("useCase", "user") if superuser else "user",
+            use_case=body.get("useCase", domain.USER_USE_CASE)
+            if superuser
+            else domain.USER_USE_CASE,
         )
+        row = repository.insert_key(database, project["id"], key)
     return serialize_key(row, key_context(token_info, project)), 201
 
 
@@ -95,9 +96,8 @@ def update_a_client_key(
     with db.using(current.database) as database:
         project = project_for(database, organization_slug, project_slug, token_info)
         row = key_for(database, project, key_id, token_info)
-        row = repository.update_key(
-            database, row, body or {}, default_sdk_version=current.browser_sdk_version
-        )
+        planned = domain.plan_update(row, body or {}, current.browser_sdk_version)
+        row = repository.update_key(database, row, planned)
     return serialize_key(row, key_context(token_info, project)), 200
 
 
