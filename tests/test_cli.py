@@ -9,8 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from clientkeys import db, repository
-from clientkeys.cli import main, settings_env
-from clientkeys.config import Settings
+from clientkeys.cli import main
 
 
 @pytest.fixture
@@ -107,14 +106,6 @@ def test_demo_creates_data_once_and_prints_a_working_curl(run, tmp_path: Path) -
 def test_init_db_is_idempotent(run) -> None:  # type: ignore[no-untyped-def]
     assert "migrations applied" in run("init-db").output
     assert run("init-db").exit_code == 0
-
-
-def test_settings_round_trip_through_the_environment(tmp_path: Path) -> None:
-    settings = Settings(
-        database=tmp_path / "x.db", public_url="https://k.example.com", validate_responses=False,
-        browser_sdk_choices=("latest", "7.x", "8.x"),
-    )  # fmt: skip
-    assert Settings.from_env(settings_env(settings)) == settings
 
 
 def test_python_dash_m_runs_the_cli() -> None:

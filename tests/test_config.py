@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -56,6 +57,24 @@ def test_bad_values_fail_naming_the_variable(name: str, value: str, message: str
     with pytest.raises(SettingsError, match=re.escape(message)) as error:
         Settings.from_env({f"CLIENTKEYS_{name}": value})
     assert "CLIENTKEYS_" in str(error.value)
+
+
+def test_every_setting_round_trips_through_the_environment(tmp_path: Path) -> None:
+    """Worker processes rebuild their settings from the environment the CLI writes."""
+    changed = Settings(
+        database=tmp_path / "x.db", spec_dir=tmp_path / "spec", validate_responses=False,
+        validate_requests=False, public_url="https://k.example.com",
+        ingest_url="https://o1.ingest.example.com/relay", cdn_url="https://cdn.example.com/",
+        per_page=10, max_per_page=50, max_body_bytes=1024, browser_sdk_version="5.x",
+        browser_sdk_choices=("latest", "7.x", "8.x"), threads=7, admin_token="secret",
+        journal_size=9,
+    )  # fmt: skip
+    unchanged = [
+        f.name for f in dataclasses.fields(Settings) if getattr(changed, f.name) == f.default
+    ]
+    assert unchanged == []  # a new setting must be added here, with a value of its own
+    assert Settings.from_env(changed.to_env()) == changed
+    assert Settings.from_env(Settings().to_env()) == Settings()
 
 
 def test_page_size_cannot_exceed_the_maximum() -> None:

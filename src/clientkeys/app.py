@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from clientkeys import db, rendering
 from clientkeys.auth import SentryBearerHandler
 from clientkeys.compiled import OrjsonJsonifier
-from clientkeys.config import Settings
+from clientkeys.config import SETTINGS_KEY, Settings
 from clientkeys.guards import BodyLimitMiddleware, PathGuardMiddleware
 from clientkeys.journal import JournalMiddleware, ValidatedMarker
 from clientkeys.resolver import OperationIdResolver, check_handlers, routes_of
@@ -28,7 +28,7 @@ HANDLERS = "clientkeys.handlers"
 
 
 class SettingsMiddleware:
-    """Puts the app's settings into every request's state (`auth.settings_of`)."""
+    """Puts the app's settings into every request's state (`config.settings_of`)."""
 
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
@@ -36,7 +36,7 @@ class SettingsMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            scope.setdefault("state", {})["clientkeys.settings"] = self.settings
+            scope.setdefault("state", {})[SETTINGS_KEY] = self.settings
         await self.app(scope, receive, send)
 
 

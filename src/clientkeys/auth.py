@@ -15,7 +15,7 @@ from connexion.lifecycle import ConnexionRequest
 from connexion.security import BearerSecurityHandler
 
 from clientkeys import db, repository
-from clientkeys.config import Settings
+from clientkeys.config import settings_of
 from clientkeys.errors import NotAuthenticated, PermissionDenied
 
 NO_TOKEN = "Invalid token header. No credentials provided."
@@ -24,12 +24,6 @@ INVALID = "Invalid token"
 _CACHE = "clientkeys.token_info"
 
 TokenInfo = dict[str, Any]
-
-
-def settings_of(request: ConnexionRequest) -> Settings:
-    """The settings the app factory put into every request's state."""
-    settings: Settings = request.scope["state"]["clientkeys.settings"]
-    return settings
 
 
 def bearer_info(token: str, request: ConnexionRequest) -> TokenInfo | None:

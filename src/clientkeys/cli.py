@@ -235,7 +235,7 @@ def serve(
         if demo:
             _print_demo(conn, settings.public_url or f"http://{host}:{port}")
     # Workers build their app from the environment: hand them the resolved settings there.
-    os.environ.update(settings_env(settings))
+    os.environ.update(settings.to_env())
     uvicorn.run(
         "clientkeys.app:create_app",
         factory=True,
@@ -244,18 +244,6 @@ def serve(
         workers=workers,
         log_level=log_level,
     )
-
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    """The `CLIENTKEYS_*` variables that recreate these settings in another process."""
-    env = {}
-    for name, value in vars(settings).items():
-        if value is None:
-            continue
-        if isinstance(value, tuple):
-            value = ",".join(value)
-        env[PREFIX + name.upper()] = str(value).lower() if isinstance(value, bool) else str(value)
-    return env
 
 
 @main.command()

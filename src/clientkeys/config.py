@@ -1,16 +1,19 @@
-"""Settings: one frozen dataclass, read once from `CLIENTKEYS_*` variables or CLI flags."""
+"""Settings: one frozen dataclass, read once from `CLIENTKEYS_*` variables or CLI flags, written
+back to the environment for worker processes, and handed to each request through its state."""
 
 from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 PREFIX = "CLIENTKEYS_"
+SETTINGS_KEY = "clientkeys.settings"
+"""Where the app puts its settings in every request's ASGI `state`."""
 # `src/clientkeys/spec` links to the top-level spec/ in a checkout; a wheel carries a copy.
 SPEC_DIR = Path(__file__).parent / "spec"
 SDK_VERSIONS = ("latest", "7.x", "6.x", "5.x", "4.x")
@@ -107,6 +110,33 @@ class Settings:
     def replace(self, **changes: Any) -> Settings:
         """A copy with some fields changed."""
         return dataclasses.replace(self, **changes)
+
+    def to_env(self) -> dict[str, str]:
+        """The `CLIENTKEYS_*` variables from which `from_env` rebuilds these settings (unset
+        fields are left out), so that worker processes run with what the CLI resolved."""
+        env = {}
+        for name, value in vars(self).items():
+            if value is None:
+                continue
+            if isinstance(value, tuple):
+                value = ",".join(value)
+            env[PREFIX + name.upper()] = (
+                str(value).lower() if isinstance(value, bool) else str(value)
+            )
+        return env
+
+
+class HasScope(Protocol):
+    """A request with an ASGI scope: Connexion's and Starlette's requests."""
+
+    @property
+    def scope(self) -> MutableMapping[str, Any]: ...
+
+
+def settings_of(request: HasScope) -> Settings:
+    """The settings the app put into this request's state."""
+    settings: Settings = request.scope["state"][SETTINGS_KEY]
+    return settings
 
 
 _CASTS: dict[str, Callable[[str, str], Any]] = {

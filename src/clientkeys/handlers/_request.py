@@ -8,14 +8,14 @@ from connexion import request
 from sqlite_utils import Database
 
 from clientkeys import auth, repository
-from clientkeys.config import Settings
+from clientkeys.config import Settings, settings_of
 from clientkeys.domain import Row
 from clientkeys.serializers import KeyContext
 
 
 def settings() -> Settings:
     """The running app's settings."""
-    return auth.settings_of(request)
+    return settings_of(request)
 
 
 def base_url() -> str:
