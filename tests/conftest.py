@@ -1,8 +1,13 @@
-"""Fixtures compose: settings -> app -> client, over a real SQLite file in a temp folder."""
+"""Fixtures compose: settings -> app -> client, over a real SQLite file in a temp folder.
+
+The app is built once per test module (building one reads and resolves the spec); every test
+that touches the store gets it emptied first, so tests stay independent.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -14,9 +19,49 @@ from clientkeys import db, repository
 from clientkeys.app import create_app
 from clientkeys.config import Settings
 
+# tests/plugin_usage/ is another team's suite: test_pytest_plugin.py runs it in its own pytest.
+collect_ignore = ["plugin_usage"]
+
 KEYS = "/api/0/projects/{org}/{project}/keys/"
+KEYS_URL = KEYS.format(org="acme", project="web")
 READ, WRITE, ADMIN = "project:read", "project:write", "project:admin"
 ALL_SCOPES = [READ, WRITE, ADMIN]
+NOT_FOUND = "The requested resource does not exist"
+NO_PERMISSION = "You do not have permission to perform this action."
+NO_CREDENTIALS = "Authentication credentials were not provided."
+HEX32 = re.compile(r"^[a-f0-9]{32}$")
+SEEDED_KEYS = 2
+"""The world's keys before a test writes any: the "Default" key of each of its two projects."""
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return Settings(database=tmp_path_factory.mktemp("store") / "clientkeys.db")
+
+
+@pytest.fixture(scope="module")
+def app(settings: Settings) -> Any:
+    return create_app(settings)
+
+
+@pytest.fixture(scope="module")
+def module_client(app: Any) -> Iterator[Any]:
+    with app.test_client() as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def store(app: Any, settings: Settings) -> Iterator[Database]:
+    """The app's own database (migrated by the factory), emptied for this test."""
+    with db.connect(settings.database) as database:
+        empty(database)
+        yield database
+
+
+@pytest.fixture
+def client(module_client: Any, store: Database) -> Any:
+    """A test client of the module's app, over an empty store."""
+    return module_client
 
 
 @pytest.fixture
@@ -28,27 +73,13 @@ def memory_db() -> Iterator[Database]:
     database.close()
 
 
-@pytest.fixture
-def settings(tmp_path: Any) -> Settings:
-    return Settings(database=tmp_path / "clientkeys.db")
-
-
-@pytest.fixture
-def app(settings: Settings) -> Any:
-    return create_app(settings)
-
-
-@pytest.fixture
-def client(app: Any) -> Iterator[Any]:
-    with app.test_client() as test_client:
-        yield test_client
-
-
-@pytest.fixture
-def store(app: Any, settings: Settings) -> Iterator[Database]:
-    """The app's own database (migrated by the factory)."""
-    with db.connect(settings.database) as database:
-        yield database
+def empty(database: Database) -> None:
+    """Delete every row (ids start again at 1); the migrations stay applied."""
+    tables = [name for name in database.table_names() if not name.startswith("_sqlite_migr")]
+    with db.write(database):
+        database.execute("PRAGMA defer_foreign_keys = ON")
+        for table in tables:
+            database.execute(f"DELETE FROM [{table}]")
 
 
 @dataclass
@@ -77,9 +108,9 @@ def world(store: Database) -> World:
         "read": ("acme", [READ], False),
         "write": ("acme", [WRITE], False),
         "admin": ("acme", [ADMIN], False),
-        "all": ("acme", [READ, WRITE, ADMIN], False),
-        "globex": ("globex", [READ, WRITE, ADMIN], False),
-        "superuser": (None, [READ, WRITE, ADMIN], True),
+        "all": ("acme", ALL_SCOPES, False),
+        "globex": ("globex", ALL_SCOPES, False),
+        "superuser": (None, ALL_SCOPES, True),
     }
     tokens = {
         who: repository.insert_token(store, org, scopes, superuser=su)[0]
@@ -147,3 +178,24 @@ def assert_error(response: Any, status: int, detail: str | None = None) -> Any:
     if detail is not None:
         assert body == {"detail": detail}
     return body
+
+
+def relay_dsn(base: str, key: dict[str, Any]) -> dict[str, str]:
+    """Sentry's 13 URLs on an organization's relay base; `cdn` stays on the server's own URL."""
+    k, s, p = key["public"], key["secret"], key["projectId"]
+    scheme, rest = base.split("://")
+    return {
+        "secret": f"{scheme}://{k}:{s}@{rest}/{p}",
+        "public": f"{scheme}://{k}@{rest}/{p}",
+        "csp": f"{base}/api/{p}/csp-report/?sentry_key={k}",
+        "security": f"{base}/api/{p}/security/?sentry_key={k}",
+        "minidump": f"{base}/api/{p}/minidump/?sentry_key={k}",
+        "nel": f"{base}/api/{p}/nel/?sentry_key={k}",
+        "unreal": f"{base}/api/{p}/unreal/{k}/",
+        "crons": f"{base}/api/{p}/cron/___MONITOR_SLUG___/{k}/",
+        "cdn": f"http://testserver/js-sdk-loader/{k}.min.js",
+        "playstation": f"{base}/api/{p}/playstation/?sentry_key={k}",
+        "integration": f"{base}/api/{p}/integration/",
+        "otlp_traces": f"{base}/api/{p}/integration/otlp/v1/traces",
+        "otlp_logs": f"{base}/api/{p}/integration/otlp/v1/logs",
+    }

@@ -9,17 +9,24 @@ import pytest
 
 from clientkeys.app import create_app
 from clientkeys.config import Settings
-from conftest import World, assert_error
+from conftest import KEYS_URL as KEYS
+from conftest import SEEDED_KEYS, World, assert_error
 
 ADMIN = {"Authorization": "Bearer admin-secret"}
-KEYS = "/api/0/projects/acme/web/keys/"
+JOURNAL_SIZE = 5
+
+
+@pytest.fixture(scope="module")
+def controlled_client(settings: Settings) -> Iterator[Any]:
+    app = create_app(settings.replace(admin_token="admin-secret", journal_size=JOURNAL_SIZE))
+    with app.test_client() as client:
+        yield client
 
 
 @pytest.fixture
-def controlled(settings: Settings, world: World) -> Iterator[Any]:
-    app = create_app(settings.replace(admin_token="admin-secret", journal_size=5))
-    with app.test_client() as client:
-        yield client
+def controlled(controlled_client: Any, world: World) -> Any:
+    """The app with the test controls on, over a fresh world."""
+    return controlled_client
 
 
 def test_controls_are_off_without_an_admin_token(client: Any, world: World) -> None:
@@ -31,13 +38,13 @@ def test_controls_are_off_without_an_admin_token(client: Any, world: World) -> N
 def test_controls_need_the_admin_token(controlled: Any, world: World, headers: Any) -> None:
     assert_error(controlled.post("/__admin/reset", headers=headers), 401)
     assert_error(controlled.post("/__admin/reset", headers=world.headers("superuser")), 401)
-    assert world.key_count() == 2
+    assert world.key_count() == SEEDED_KEYS
 
 
 def test_reset_empties_the_store_and_keeps_the_rest(controlled: Any, world: World) -> None:
     controlled.post(KEYS, json={"name": "x"}, headers=world.headers())
     response = controlled.post("/__admin/reset", headers=ADMIN)
-    assert response.status_code == 200 and response.json() == {"keysDeleted": 3}
+    assert response.status_code == 200 and response.json() == {"keysDeleted": SEEDED_KEYS + 1}
     assert controlled.get(KEYS, headers=world.headers()).json() == []
     assert controlled.post(KEYS, json={}, headers=world.headers()).status_code == 201
 
@@ -59,12 +66,13 @@ def test_journal_records_requests_and_whether_they_passed_validation(
 
 
 def test_journal_keeps_only_the_newest_entries(controlled: Any, world: World) -> None:
-    for page in range(1, 9):
+    sent = range(1, JOURNAL_SIZE + 4)
+    for page in sent:
         controlled.get(KEYS + f"?per_page={page}", headers=world.headers())
     journal = controlled.get("/__admin/requests", headers=ADMIN).json()["requests"]
-    assert [e["query"] for e in journal] == [f"per_page={p}" for p in range(4, 9)]
+    assert [e["query"] for e in journal] == [f"per_page={p}" for p in sent[-JOURNAL_SIZE:]]
     latest = controlled.get("/__admin/requests?limit=2", headers=ADMIN).json()["requests"]
-    assert [e["query"] for e in latest] == ["per_page=7", "per_page=8"]
+    assert [e["query"] for e in latest] == [f"per_page={p}" for p in sent[-2:]]
 
 
 def test_journal_limit_is_validated(controlled: Any) -> None:

@@ -2,23 +2,32 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import pytest
 
 from clientkeys import repository
-from conftest import KEYS, Api, World, assert_error
-
-NO_PERMISSION = "You do not have permission to perform this action."
-NOT_FOUND = "The requested resource does not exist"
+from conftest import (
+    KEYS_URL,
+    NO_CREDENTIALS,
+    NO_PERMISSION,
+    NOT_FOUND,
+    SEEDED_KEYS,
+    Api,
+    World,
+    assert_error,
+)
 
 
 @pytest.mark.parametrize(
     ("authorization", "detail"),
     [
-        (None, "Authentication credentials were not provided."),
+        (None, NO_CREDENTIALS),
         ("Bearer", "Invalid token header. No credentials provided."),
         ("Bearer a b", "Invalid token header. Token string should not contain spaces."),
         ("Bearer sntrys_unknown", "Invalid token"),
-        ("Basic dXNlcjpwYXNz", "Authentication credentials were not provided."),
+        ("Basic dXNlcjpwYXNz", NO_CREDENTIALS),
     ],
 )
 @pytest.mark.parametrize("method", ["get", "post"])
@@ -29,7 +38,7 @@ def test_bad_credentials_are_401_with_sentrys_messages(
     response = getattr(api.client, method)(api.url(), headers=headers)
     assert_error(response, 401, detail)
     assert response.headers["www-authenticate"] == 'xBasic realm="api"'
-    assert world.key_count() == 2
+    assert world.key_count() == SEEDED_KEYS
 
 
 @pytest.mark.parametrize("who", ["read", "write", "admin", "all"])
@@ -43,7 +52,7 @@ def test_create_needs_write_or_admin(api: Api, world: World, who: str, status: i
     assert response.status_code == status
     if status == 403:
         assert_error(response, 403, NO_PERMISSION)
-        assert world.key_count() == 2
+        assert world.key_count() == SEEDED_KEYS
 
 
 def test_scope_is_checked_before_the_project_is_looked_up(api: Api) -> None:
@@ -63,7 +72,7 @@ def test_a_project_of_another_organization_is_not_found_under_this_one(api: Api)
 def test_a_token_of_another_organization_is_403(api: Api, world: World) -> None:
     assert_error(api.list(org="globex", project="api"), 403, NO_PERMISSION)
     assert_error(api.create({}, org="globex", project="api"), 403, NO_PERMISSION)
-    assert world.key_count() == 2
+    assert world.key_count() == SEEDED_KEYS
 
 
 def test_superuser_token_works_across_organizations(api: Api) -> None:
@@ -81,6 +90,23 @@ def test_tokens_are_stored_only_as_hashes(world: World) -> None:
 
 def test_token_in_lowercase_bearer_scheme_works(api: Api, world: World) -> None:
     headers = {"Authorization": f"bearer {world.tokens['read']}"}
-    assert (
-        api.client.get(KEYS.format(org="acme", project="web"), headers=headers).status_code == 200
-    )
+    assert api.client.get(KEYS_URL, headers=headers).status_code == 200
+
+
+def test_the_token_lookup_runs_on_a_worker_thread_not_on_the_event_loop(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    where: list[str] = []
+    find_token = repository.find_token
+
+    def recording_find_token(*args: Any) -> Any:
+        try:
+            asyncio.get_running_loop()
+            where.append("event loop")
+        except RuntimeError:
+            where.append("worker thread")
+        return find_token(*args)
+
+    monkeypatch.setattr(repository, "find_token", recording_find_token)
+    assert api.create({}, who="write").status_code == 201  # two scope alternatives, one lookup
+    assert where == ["worker thread"]

@@ -12,9 +12,8 @@ from hypothesis import strategies as st
 from jsonschema import Draft4Validator
 
 from clientkeys import compiled
-from clientkeys.app import load_spec
 from clientkeys.config import SPEC_DIR
-from clientkeys.mock import iter_examples
+from clientkeys.openapi import iter_examples, load_spec
 
 EXAMPLES = [
     (where, value, schema)

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+from flask import g
+from sqlite_utils import Database
 
 from clientkeys import db, domain, repository
+from clientkeys.config import Settings
 
 
 def test_migrations_are_idempotent(tmp_path: Path) -> None:
@@ -95,3 +100,15 @@ def test_many_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
         list(pool.map(create, range(200)))
     with db.connect(tmp_path / "x.db") as conn:
         assert conn.execute("SELECT count(*) FROM keys").fetchone()[0] == 201
+
+
+def test_a_transaction_a_request_left_open_is_rolled_back_at_teardown(
+    app: Any, settings: Settings, store: Database
+) -> None:
+    with app.app.app_context():  # what a handler's `get_db()` holds during a request
+        g.db = db.connection(settings.database)
+        g.db.execute("BEGIN IMMEDIATE")
+        g.db.execute("INSERT INTO organizations (slug, name, date_created) VALUES ('x', 'x', 'x')")
+        left_open = g.db
+    assert not left_open.conn.in_transaction
+    assert repository.list_organizations(store) == []

@@ -8,7 +8,7 @@ import pytest
 
 from clientkeys.app import create_app
 from clientkeys.config import Settings
-from conftest import Api, World, assert_error
+from conftest import KEYS_URL, SEEDED_KEYS, Api, World, assert_error
 
 
 def post_raw(api: Api, content: bytes, content_type: str | None = "application/json") -> object:
@@ -29,7 +29,7 @@ def post_raw(api: Api, content: bytes, content_type: str | None = "application/j
 )
 def test_unparseable_bodies_are_400(api: Api, world: World, content: bytes, start: str) -> None:
     assert assert_error(post_raw(api, content), 400)["detail"].startswith(start)
-    assert world.key_count() == 2
+    assert world.key_count() == SEEDED_KEYS
 
 
 @pytest.mark.parametrize(
@@ -40,7 +40,7 @@ def test_a_body_that_is_not_an_object_is_400(
 ) -> None:
     body = assert_error(post_raw(api, content), 400)
     assert body == {"non_field_errors": [f"Invalid data. Expected a dictionary, but got {kind}."]}
-    assert world.key_count() == 2
+    assert world.key_count() == SEEDED_KEYS
 
 
 def test_a_json_null_body_is_400(api: Api, world: World) -> None:
@@ -51,12 +51,12 @@ def test_a_json_null_body_is_400(api: Api, world: World) -> None:
 def test_wrong_content_type_is_415(api: Api, world: World, content_type: str) -> None:
     response = post_raw(api, b'{"name": "x"}', content_type)
     assert_error(response, 415, f'Unsupported media type "{content_type}" in request.')
-    assert world.key_count() == 2
+    assert world.key_count() == SEEDED_KEYS
 
 
 def test_a_body_without_content_type_is_415(api: Api, world: World) -> None:
     assert_error(post_raw(api, b'{"name": "x"}', None), 415)
-    assert world.key_count() == 2
+    assert world.key_count() == SEEDED_KEYS
 
 
 def test_charset_other_than_utf8_is_still_read_as_utf8(api: Api) -> None:
@@ -91,18 +91,16 @@ def test_unknown_path_is_404_json(api: Api) -> None:
 def test_body_over_the_limit_is_413(settings: Settings, world: World) -> None:
     app = create_app(settings.replace(max_body_bytes=100))
     with app.test_client() as client:
-        response = client.post(
-            "/api/0/projects/acme/web/keys/", json={"name": "x" * 200}, headers=world.headers()
-        )
+        response = client.post(KEYS_URL, json={"name": "x" * 200}, headers=world.headers())
     assert_error(response, 413, "Request body is larger than 100 bytes.")
-    assert world.key_count() == 2
+    assert world.key_count() == SEEDED_KEYS
 
 
 def test_invalid_content_length_is_400(api: Api, world: World) -> None:
     headers = {**world.headers(), "Content-Type": "application/json", "Content-Length": "abc"}
     response = api.client.post(api.url(), content=b"{}", headers=headers)
     assert_error(response, 400, "Invalid Content-Length header.")
-    assert world.key_count() == 2
+    assert world.key_count() == SEEDED_KEYS
 
 
 def test_unknown_query_parameters_are_400(api: Api) -> None:
@@ -120,7 +118,7 @@ def test_unknown_query_parameters_are_400(api: Api) -> None:
 def test_names_sqlite_cannot_keep_are_400(api: Api, world: World, name: str, message: str) -> None:
     content = json.dumps({"name": name}).encode()  # ASCII escapes: \u0000, \ud800
     assert assert_error(post_raw(api, content), 400) == {"name": [message]}
-    assert world.key_count() == 2
+    assert world.key_count() == SEEDED_KEYS
 
 
 @pytest.mark.parametrize(

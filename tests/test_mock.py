@@ -13,11 +13,10 @@ import pytest
 from click.testing import CliRunner
 from openapi_schema_validator import OAS30Validator
 
-from clientkeys.app import load_spec
 from clientkeys.cli import main
 from clientkeys.config import SPEC_DIR
 from clientkeys.mock import InvalidExample, Prefer, create_mock_app
-from clientkeys.resolver import HTTP_METHODS
+from clientkeys.openapi import HTTP_METHODS, load_spec
 from conftest import assert_error
 
 KEYS = "/api/0/projects/acme/web/keys/"

@@ -14,9 +14,10 @@ from openapi_spec_validator import validate
 from openapi_spec_validator.readers import read_from_filename
 
 import clientkeys.handlers
-from clientkeys.app import create_app, load_spec
+from clientkeys.app import create_app
 from clientkeys.config import SPEC_DIR, Settings
 from clientkeys.mock import check_examples
+from clientkeys.openapi import load_spec
 from clientkeys.resolver import handler_name
 
 SEED = SPEC_DIR / "upstream" / "keys.json"

@@ -1,29 +1,19 @@
-"""The app factory: a Connexion FlaskApp built from the spec, with Sentry's errors and auth."""
+"""The app factory: the API built from the spec (`server.build_app`), with its database, the
+handlers named by the operationIds, and, with an admin token, the test controls."""
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-
-from a2wsgi import WSGIMiddleware
 from connexion import FlaskApp
-from connexion.middleware import ConnexionMiddleware, MiddlewarePosition
-from connexion.middleware.request_validation import RequestValidationMiddleware
-from connexion.options import SwaggerUIOptions
-from connexion.spec import Specification
+from connexion.middleware import MiddlewarePosition
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from clientkeys import db, rendering
-from clientkeys.auth import SentryBearerHandler
-from clientkeys.compiled import OrjsonJsonifier
+from clientkeys import connexion_hooks, db, openapi
 from clientkeys.config import SETTINGS_KEY, Settings
-from clientkeys.guards import BodyLimitMiddleware, PathGuardMiddleware
+from clientkeys.handlers import _request
 from clientkeys.journal import JournalMiddleware, ValidatedMarker
-from clientkeys.resolver import OperationIdResolver, check_handlers, routes_of
-from clientkeys.validation import VALIDATOR_MAP
+from clientkeys.resolver import OperationIdResolver
+from clientkeys.server import Api, build_app
 
-SPEC_FILE = "openapi.json"
-ADMIN_SPEC_FILE = "admin.json"
 HANDLERS = "clientkeys.handlers"
 
 
@@ -40,37 +30,10 @@ class SettingsMiddleware:
         await self.app(scope, receive, send)
 
 
-def load_spec(spec_dir: Path, name: str = SPEC_FILE) -> Specification:
-    """A spec with every `$ref` resolved, as Connexion serves it."""
-    return Specification.load(spec_dir.resolve() / name)
-
-
-def _add_api(app: FlaskApp, name: str, settings: Settings) -> Specification:
-    app.add_api(
-        name,
-        resolver=OperationIdResolver(HANDLERS),
-        strict_validation=True,
-        validate_responses=settings.validate_responses,
-        validator_map=VALIDATOR_MAP,
-        security_map={"bearer": SentryBearerHandler},
-        swagger_ui_options=SwaggerUIOptions(serve_spec=True, swagger_ui=False),
-    )
-    spec = load_spec(settings.spec_dir, name)
-    check_handlers(spec, HANDLERS)
-    return spec
-
-
-def _limit_handler_threads(app: FlaskApp, threads: int) -> None:
-    """Run Flask handlers on `threads` threads instead of a2wsgi's default 10.
-
-    FlaskApp bridges ASGI to Flask with a2wsgi's WSGIMiddleware, whose thread pool size is a
-    constructor argument Connexion does not expose; its executor is swapped here. Measured in
-    bench/: 2 threads per worker give higher throughput and a p99 half that of 10.
-    """
-    bridge = app._middleware_app.asgi_app
-    if not isinstance(bridge, WSGIMiddleware):  # a Connexion upgrade changed the bridge
-        raise TypeError(f"unexpected Flask bridge {type(bridge).__name__}")
-    bridge.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="WSGI")
+def _api(settings: Settings, name: str) -> Api:
+    spec = openapi.load_spec(settings.spec_dir, name)
+    openapi.check_handlers(spec, HANDLERS)
+    return Api(spec, OperationIdResolver(HANDLERS))
 
 
 def create_app(settings: Settings | None = None) -> FlaskApp:
@@ -81,32 +44,23 @@ def create_app(settings: Settings | None = None) -> FlaskApp:
     """
     settings = settings or Settings.from_env()
     db.init_db(settings.database)
-    middlewares = [
-        m
-        for m in ConnexionMiddleware.default_middlewares
-        if settings.validate_requests or m is not RequestValidationMiddleware
-    ]
-    app = FlaskApp(
-        __name__,
-        specification_dir=settings.spec_dir,
-        middlewares=middlewares,
-        jsonifier=OrjsonJsonifier(),
-    )
-    specs = [_add_api(app, SPEC_FILE, settings)]
+    apis = [_api(settings, openapi.SPEC_FILE)]
     if settings.admin_token:
-        specs.append(_add_api(app, ADMIN_SPEC_FILE, settings))
+        apis.append(_api(settings, openapi.ADMIN_SPEC_FILE))
+    app = build_app(
+        apis,
+        security=connexion_hooks.bearer_handler(),
+        validate_responses=settings.validate_responses,
+        validate_requests=settings.validate_requests,
+        max_body_bytes=settings.max_body_bytes,
+        threads=settings.threads,
+    )
+    _request.init_app(app)
+    if settings.admin_token:
         app.add_middleware(ValidatedMarker, position=MiddlewarePosition.BEFORE_CONTEXT)
         app.add_middleware(
             JournalMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION, settings=settings
         )
-    _limit_handler_threads(app, settings.threads)
-    rendering.install(app, routes_of(specs))
-    app.add_middleware(
-        BodyLimitMiddleware,
-        position=MiddlewarePosition.BEFORE_SWAGGER,
-        max_bytes=settings.max_body_bytes,
-    )
-    app.add_middleware(PathGuardMiddleware, position=MiddlewarePosition.BEFORE_SWAGGER)
     app.add_middleware(
         SettingsMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION, settings=settings
     )

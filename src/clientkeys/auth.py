@@ -1,18 +1,19 @@
 """Bearer tokens with Sentry's scopes and messages.
 
-`bearer_info` is the spec's `x-bearerInfoFunc`. `SentryBearerHandler` replaces Connexion's
-bearer handler so that failures carry Sentry's 401 messages and an operation's scope list is
-read as "any of", as Sentry reads it (the spec also lists the scopes as alternatives).
+`bearer_info` is the spec's `x-bearerInfoFunc`. `verifier` is what Connexion's bearer handler
+runs for each security requirement (see `connexion_hooks.bearer_handler`): failures carry
+Sentry's 401 messages and an operation's scope list is read as "any of", as Sentry reads it
+(the spec also lists the scopes as alternatives).
 """
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from connexion.lifecycle import ConnexionRequest
-from connexion.security import BearerSecurityHandler
+from starlette.concurrency import run_in_threadpool
 
 from clientkeys import db, repository
 from clientkeys.config import settings_of
@@ -24,6 +25,8 @@ INVALID = "Invalid token"
 _CACHE = "clientkeys.token_info"
 
 TokenInfo = dict[str, Any]
+InfoFunc = Callable[..., TokenInfo | None]
+"""`info(token, request=...)`: the token's info, or None for an unknown token."""
 
 
 def bearer_info(token: str, request: ConnexionRequest) -> TokenInfo | None:
@@ -62,30 +65,29 @@ def token_from_header(authorization: str | None) -> str:
     return parts[1]
 
 
-class SentryBearerHandler(BearerSecurityHandler):  # type: ignore[misc]
-    """Connexion's bearer handler with Sentry's messages and "any of" scopes."""
+def verifier(
+    info_func: InfoFunc, required_scopes: Iterable[str]
+) -> Callable[[ConnexionRequest], Awaitable[TokenInfo]]:
+    """The check of one security requirement: a known token with any of the scopes.
 
-    def get_fn(
-        self, security_scheme: Mapping[str, Any], required_scopes: list[str]
-    ) -> Callable[[ConnexionRequest], Any]:
-        info_func = self._resolve_func(security_scheme)
-        scopes = frozenset(required_scopes or ())
+    The token lookup (SQLite) runs on a worker thread, never on the event loop; an operation's
+    scope alternatives share one lookup per request.
+    """
+    scopes = frozenset(required_scopes)
 
-        def verify(request: ConnexionRequest) -> TokenInfo:
-            # Each scope alternative of an operation calls this; look the token up once.
-            info: TokenInfo | None = request.scope.get(_CACHE)
+    async def verify(request: ConnexionRequest) -> TokenInfo:
+        info: TokenInfo | None = request.scope.get(_CACHE)
+        if info is None:
+            token = token_from_header(request.headers.get("Authorization"))
+            info = await run_in_threadpool(info_func, token, request=request)
             if info is None:
-                info = info_func(
-                    token_from_header(request.headers.get("Authorization")), request=request
-                )
-                if info is None:
-                    raise NotAuthenticated(INVALID)
-                request.scope[_CACHE] = info
-            if scopes and not scopes & info["scopes"]:
-                raise PermissionDenied()
-            return info
+                raise NotAuthenticated(INVALID)
+            request.scope[_CACHE] = info
+        if scopes and not scopes & info["scopes"]:
+            raise PermissionDenied()
+        return info
 
-        return verify
+    return verify
 
 
 def check_organization(token_info: Mapping[str, Any], organization_id: int) -> None:

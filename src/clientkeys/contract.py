@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from connexion.spec import Specification
+from clientkeys import openapi
 
 PHASES = ("examples", "coverage", "fuzzing", "stateful")
 
@@ -53,12 +53,6 @@ def wait_for(base_url: str, seconds: float) -> bool:
             if time.monotonic() >= deadline:
                 return False
             time.sleep(0.1)
-
-
-def bundle(spec_file: Path) -> dict[str, object]:
-    """The spec with every `$ref` resolved, as one JSON document."""
-    spec: dict[str, object] = Specification.load(spec_file.resolve()).spec
-    return spec
 
 
 def schemathesis_command(
@@ -105,7 +99,7 @@ def check(
     terminal when `capture` is false."""
     with tempfile.TemporaryDirectory(prefix="clientkeys-check-") as folder:
         bundled = Path(folder) / "openapi.json"
-        bundled.write_text(json.dumps(bundle(spec_file)))
+        bundled.write_text(json.dumps(openapi.bundle(spec_file)))
         config = Path(folder) / "schemathesis.toml"
         config.write_text(CONFIG.format(org=json.dumps(org), project=json.dumps(project)))
         command = schemathesis_command(

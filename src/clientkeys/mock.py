@@ -16,26 +16,21 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from connexion import FlaskApp, request
-from connexion.middleware import MiddlewarePosition
 from connexion.mock import MockResolver
-from connexion.options import SwaggerUIOptions
-from connexion.spec import Specification
 from openapi_schema_validator import OAS30Validator
 
-from clientkeys import rendering
-from clientkeys.auth import SentryBearerHandler, TokenInfo
-from clientkeys.compiled import OrjsonJsonifier
+from clientkeys import connexion_hooks, openapi
+from clientkeys.auth import InfoFunc, TokenInfo
 from clientkeys.domain import SCOPES
 from clientkeys.errors import BadRequest
-from clientkeys.guards import BodyLimitMiddleware, PathGuardMiddleware
-from clientkeys.resolver import HTTP_METHODS, routes_of
-from clientkeys.validation import VALIDATOR_MAP
+from clientkeys.openapi import iter_examples
+from clientkeys.server import Api, build_app
 
 MAX_DELAY_MS = 60_000
 GENERATION_TRIES = 25
@@ -45,59 +40,7 @@ class InvalidExample(ValueError):
     """An example in the spec does not match its schema; the message says where and why."""
 
 
-# Examples --------------------------------------------------------------------------------------
-
-
-def _schema_examples(schema: Any, where: str, seen: set[int]) -> Iterator[tuple[str, Any, Any]]:
-    """`example`s inside a schema and its subschemas, each with the schema it illustrates."""
-    if not isinstance(schema, dict) or id(schema) in seen:
-        return
-    seen.add(id(schema))
-    if "example" in schema:
-        yield where, schema["example"], schema
-    for name, sub in schema.get("properties", {}).items():
-        yield from _schema_examples(sub, f"{where}.{name}", seen)
-    for keyword in ("items", "additionalProperties", "not"):
-        yield from _schema_examples(schema.get(keyword), f"{where}.{keyword}", seen)
-    for keyword in ("anyOf", "oneOf", "allOf"):
-        for index, sub in enumerate(schema.get(keyword, [])):
-            yield from _schema_examples(sub, f"{where}.{keyword}[{index}]", seen)
-
-
-def _carrier_examples(
-    carrier: Mapping[str, Any], where: str, seen: set[int]
-) -> Iterator[tuple[str, Any, Any]]:
-    """Examples of a media type, parameter or header object, and of its schema."""
-    schema = carrier.get("schema", {})
-    if "example" in carrier:
-        yield where, carrier["example"], schema
-    for name, example in (carrier.get("examples") or {}).items():
-        if isinstance(example, dict) and "value" in example:
-            yield f"{where} example {name!r}", example["value"], schema
-    yield from _schema_examples(schema, f"{where} schema", seen)
-
-
-def iter_examples(spec: Mapping[str, Any]) -> Iterator[tuple[str, Any, Any]]:
-    """Every example of a resolved spec as (where, value, schema)."""
-    seen: set[int] = set()
-    for path, item in spec.get("paths", {}).items():
-        for parameter in item.get("parameters", []):
-            yield from _carrier_examples(parameter, f"{path} parameter {parameter['name']}", seen)
-        for method in HTTP_METHODS:
-            operation = item.get(method)
-            if operation is None:
-                continue
-            at = f"{method.upper()} {path}"
-            for parameter in operation.get("parameters", []):
-                yield from _carrier_examples(parameter, f"{at} parameter {parameter['name']}", seen)
-            body = operation.get("requestBody", {})
-            for media, content in body.get("content", {}).items():
-                yield from _carrier_examples(content, f"{at} request {media}", seen)
-            for status, response in operation.get("responses", {}).items():
-                for media, content in response.get("content", {}).items():
-                    yield from _carrier_examples(content, f"{at} {status} {media}", seen)
-                for name, header in response.get("headers", {}).items():
-                    yield from _carrier_examples(header, f"{at} {status} header {name}", seen)
+# Examples --------------------------------------------------------------------------------
 
 
 def check_examples(spec: Mapping[str, Any]) -> int:
@@ -225,8 +168,8 @@ class ExamplesResolver(MockResolver):  # type: ignore[misc]
         return body, status, headers
 
 
-def bearer_handler(tokens: Mapping[str, frozenset[str]] | None) -> type[SentryBearerHandler]:
-    """Sentry's bearer checks over a fixed token list; None accepts any token, all scopes."""
+def token_info(tokens: Mapping[str, frozenset[str]] | None) -> InfoFunc:
+    """Bearer checks over a fixed token list; None accepts any token, with every scope."""
 
     def info(token: str, request: Any = None) -> TokenInfo | None:
         scopes = frozenset(SCOPES) if tokens is None else tokens.get(token)
@@ -234,11 +177,7 @@ def bearer_handler(tokens: Mapping[str, frozenset[str]] | None) -> type[SentryBe
             return None
         return {"sub": "mock", "organization_id": None, "scopes": scopes, "is_superuser": False}
 
-    class MockBearerHandler(SentryBearerHandler):
-        def _resolve_func(self, security_scheme: Any) -> Any:
-            return info
-
-    return MockBearerHandler
+    return info
 
 
 def create_mock_app(
@@ -247,22 +186,11 @@ def create_mock_app(
     max_body_bytes: int = 65536,
 ) -> FlaskApp:
     """The mock app for a spec; InvalidExample if any example contradicts its schema."""
-    spec_file = spec_file.resolve()
-    spec = Specification.load(spec_file)
+    spec = openapi.load(spec_file)
     check_examples(spec)
-    app = FlaskApp(__name__, specification_dir=spec_file.parent, jsonifier=OrjsonJsonifier())
-    app.add_api(
-        spec_file.name,
-        resolver=ExamplesResolver(spec),
-        strict_validation=True,
+    return build_app(
+        [Api(spec, ExamplesResolver(spec))],
+        security=connexion_hooks.bearer_handler(token_info(tokens)),
         validate_responses=True,
-        validator_map=VALIDATOR_MAP,
-        security_map={"bearer": bearer_handler(tokens)},
-        swagger_ui_options=SwaggerUIOptions(serve_spec=True, swagger_ui=False),
+        max_body_bytes=max_body_bytes,
     )
-    rendering.install(app, routes_of([spec]))
-    app.add_middleware(
-        BodyLimitMiddleware, position=MiddlewarePosition.BEFORE_SWAGGER, max_bytes=max_body_bytes
-    )
-    app.add_middleware(PathGuardMiddleware, position=MiddlewarePosition.BEFORE_SWAGGER)
-    return app

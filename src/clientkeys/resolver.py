@@ -7,9 +7,7 @@ not a letter, digit or space, and joining the words with underscores:
 
 from __future__ import annotations
 
-import importlib
 import re
-from collections.abc import Iterable, Mapping
 from typing import Any
 
 from connexion.resolver import RelativeResolver
@@ -25,30 +23,3 @@ class OperationIdResolver(RelativeResolver):  # type: ignore[misc]
 
     def resolve_operation_id(self, operation: Any) -> str:
         return f"{self.root_path}.{handler_name(operation.operation_id)}"
-
-
-HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
-
-
-def check_handlers(spec: Mapping[str, Any], package: str) -> None:
-    """Fail at startup, naming the function, if any operation of the spec has no handler."""
-    module = importlib.import_module(package)
-    for path, item in spec["paths"].items():
-        for method in HTTP_METHODS:
-            if method in item:
-                operation_id = item[method]["operationId"]
-                name = handler_name(operation_id)
-                if not callable(getattr(module, name, None)):
-                    raise LookupError(
-                        f"{method.upper()} {path}: operationId {operation_id!r} has no handler "
-                        f"{package}.{name}"
-                    )
-
-
-def routes_of(specs: Iterable[Any]) -> dict[str, list[str]]:
-    """Every served path template (base path included) with the methods it takes."""
-    return {
-        spec.base_path + path: [m.upper() for m in item if m in HTTP_METHODS]
-        for spec in specs
-        for path, item in spec["paths"].items()
-    }

@@ -1,30 +1,24 @@
-"""Connexion validators that keep the spec's checks but speak Sentry's error messages.
+"""Validation that keeps the spec's checks but speaks Sentry's error messages.
 
-Plugged in through Connexion's `validator_map`: the spec still decides what is valid; these
-classes only decide how a failure reads (Sentry's field-error dicts and `detail` messages),
-and they compile each schema once instead of once per request.
+The spec still decides what is valid; this module decides how a failure reads (Sentry's
+field-error dicts and `detail` messages), and checks each schema with a validator compiled
+once instead of once per request. `connexion_hooks` plugs the body checks into Connexion's
+validators; the query-parameter validator only overrides Connexion's public methods.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import orjson
-from connexion.datastructures import MediaTypeDict
 from connexion.exceptions import NonConformingResponseBody
 from connexion.json_schema import Draft4RequestValidator
 from connexion.lifecycle import ConnexionRequest
 from connexion.utils import is_null, is_nullable
-from connexion.validators import (
-    JSONRequestBodyValidator,
-    JSONResponseBodyValidator,
-    ParameterValidator,
-    TextResponseBodyValidator,
-)
+from connexion.validators import ParameterValidator
 from jsonschema import Draft4Validator, ValidationError
-from starlette.types import Scope
 
 from clientkeys import compiled, pagination
 from clientkeys.errors import BadRequest, ClientKeysError, FieldErrors, UnsupportedMediaType
@@ -35,8 +29,8 @@ _PY_TYPES = {
     "boolean": "Must be a valid boolean.",
     "number": "A valid number is required.",
 }
-_EMPTY = object()
-"""What `_parse` returns for a request without a body (distinct from a JSON `null`)."""
+EMPTY = object()
+"""What `parse_body` returns for a request without a body (distinct from a JSON `null`)."""
 
 
 def field_errors(pairs: Iterable[tuple[tuple[str, ...], str]]) -> dict[str, Any]:
@@ -114,47 +108,62 @@ def _odd_characters(body: dict[str, Any], stored: Any) -> Iterator[tuple[tuple[s
             yield (name,), f"Surrogate characters are not allowed: U+{ord(surrogate):X}."
 
 
-class SentryJSONBodyValidator(JSONRequestBodyValidator):  # type: ignore[misc]
-    """JSON bodies: Sentry's parse errors and field-error dicts; an empty body is `{}`.
+_python_validators: dict[int, tuple[Any, Draft4Validator]] = {}
+
+
+def python_validator(schema: Any) -> Draft4Validator:
+    """Connexion's own validator for a request schema, built once per schema (for messages)."""
+    cached = _python_validators.get(id(schema))
+    if cached is None or cached[0] is not schema:
+        validator = Draft4RequestValidator(schema, format_checker=Draft4Validator.FORMAT_CHECKER)
+        cached = _python_validators[id(schema)] = (schema, validator)  # the schema is kept
+    return cached[1]
+
+
+def parse_body(raw: bytes, headers: Iterable[tuple[bytes, bytes]]) -> Any:
+    """A request's JSON body, `EMPTY` when there is none; Sentry's 400 for one that does not
+    parse, 415 for a body without a Content-Type."""
+    if not raw:
+        return EMPTY
+    if not any(name == b"content-type" for name, _ in headers):
+        raise UnsupportedMediaType('Unsupported media type "" in request.')
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise BadRequest(f"JSON parse error - {exc}") from None
+
+
+def check_body(schema: Any, body: Any) -> None:
+    """Sentry's field-error dict (FieldErrors) for a body the schema rejects; no body is `{}`.
 
     A body the compiled validator accepts is valid; any other is re-checked with Connexion's
-    own validator (built once per schema) for the messages."""
+    validator, for the messages."""
+    if body is EMPTY:
+        return
+    if not isinstance(body, dict):
+        message = "No data provided" if body is None else _expected_dict(body)
+        raise FieldErrors({"non_field_errors": [message]})
+    pairs = list(_odd_characters(body, schema.get("properties", {})))
+    if not compiled.accepts(schema, body):
+        pairs += [m for e in python_validator(schema).iter_errors(body) for m in _messages(e)]
+    if pairs:
+        raise FieldErrors(field_errors(pairs))
 
-    _python: dict[int, tuple[Any, Draft4Validator]] = {}
 
-    @property
-    def _validator(self) -> Draft4Validator:
-        cached = self._python.get(id(self._schema))
-        if cached is None or cached[0] is not self._schema:
-            validator = Draft4RequestValidator(
-                self._schema, format_checker=Draft4Validator.FORMAT_CHECKER
-            )
-            cached = self._python[id(self._schema)] = (self._schema, validator)
-        return cached[1]
-
-    async def _parse(self, stream: AsyncGenerator[bytes, None], scope: Scope) -> Any:
-        raw = b"".join([chunk async for chunk in stream])
-        if not raw:
-            return _EMPTY
-        if not any(name == b"content-type" for name, _ in scope["headers"]):
-            raise UnsupportedMediaType('Unsupported media type "" in request.')
-        try:
-            return json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-            raise BadRequest(f"JSON parse error - {exc}") from None
-
-    def _validate(self, body: Any) -> dict[str, Any] | None:
-        if body is _EMPTY:
-            return None
-        if not isinstance(body, dict):
-            message = "No data provided" if body is None else _expected_dict(body)
-            raise FieldErrors({"non_field_errors": [message]})
-        pairs = list(_odd_characters(body, self._schema.get("properties", {})))
-        if not compiled.accepts(self._schema, body):
-            pairs += [m for e in self._validator.iter_errors(body) for m in _messages(e)]
-        if pairs:
-            raise FieldErrors(field_errors(pairs))
+def parse_response(raw: bytes) -> Any:
+    """A response's JSON body (orjson), None when empty."""
+    if not raw:
         return None
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise NonConformingResponseBody(str(exc)) from None
+
+
+def response_needs_python_check(method: str | None, schema: Any, body: Any) -> bool:
+    """Whether Connexion's own response validator must look at this body: not for HEAD (no
+    body by definition; headers are still checked), nor when the compiled validator accepts."""
+    return method != "HEAD" and not compiled.accepts(schema, body)
 
 
 class SentryParameterValidator(ParameterValidator):  # type: ignore[misc]
@@ -185,33 +194,3 @@ class SentryParameterValidator(ParameterValidator):  # type: ignore[misc]
             except ClientKeysError as exc:
                 return exc.detail
         return error
-
-
-class CompiledJSONResponseBodyValidator(JSONResponseBodyValidator):  # type: ignore[misc]
-    """Responses: orjson parsing and the compiled validator; a failure is re-checked by
-    Connexion's own validator, which raises its usual error."""
-
-    def _parse(self, stream: Iterator[bytes]) -> Any:
-        raw = b"".join(stream)
-        if not raw:
-            return None
-        try:
-            return orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise NonConformingResponseBody(str(exc)) from None
-
-    def _validate(self, body: Any) -> None:
-        if self._scope.get("method") == "HEAD":  # no body by definition; headers still checked
-            return
-        if not compiled.accepts(self._schema, body):
-            super()._validate(body)
-
-
-VALIDATOR_MAP = {
-    "parameter": SentryParameterValidator,
-    "body": MediaTypeDict({"*/*json": SentryJSONBodyValidator}),
-    "response": MediaTypeDict(
-        {"*/*json": CompiledJSONResponseBodyValidator, "text/plain": TextResponseBodyValidator}
-    ),
-}
-"""Connexion's `validator_map` for every app this package builds."""

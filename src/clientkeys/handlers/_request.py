@@ -1,13 +1,17 @@
-"""What every handler needs from the current request: settings, the project, URLs."""
+"""What every handler needs from the current request: settings, the database, the project,
+URLs. The database accessor follows flaskr's `get_db`: one connection per request (this
+handler thread's, see `db.connection`), and a teardown that rolls back what a request left open.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from connexion import request
+from connexion import FlaskApp, request
+from flask import g
 from sqlite_utils import Database
 
-from clientkeys import auth, repository
+from clientkeys import auth, db, repository
 from clientkeys.config import Settings, settings_of
 from clientkeys.domain import Row
 from clientkeys.serializers import KeyContext
@@ -16,6 +20,26 @@ from clientkeys.serializers import KeyContext
 def settings() -> Settings:
     """The running app's settings."""
     return settings_of(request)
+
+
+def get_db() -> Database:
+    """This request's database connection."""
+    if "db" not in g:
+        g.db = db.connection(settings().database)
+    database: Database = g.db
+    return database
+
+
+def close_db(_exc: BaseException | None = None) -> None:
+    """At the end of a request: roll back any transaction it left open."""
+    database: Database | None = g.pop("db", None)
+    if database is not None and database.conn.in_transaction:
+        database.conn.rollback()
+
+
+def init_app(app: FlaskApp) -> None:
+    """Register `close_db` on the Flask app inside the Connexion app."""
+    app.app.teardown_appcontext(close_db)
 
 
 def base_url() -> str:
@@ -38,17 +62,17 @@ def query_items() -> list[tuple[str, str]]:
     return list(request.query_params.multi_items())
 
 
-def project_for(database: Database, organization: str, project: str, token: dict[str, Any]) -> Row:
+def project_for(organization: str, project: str, token: dict[str, Any]) -> Row:
     """The project named in the path, if the token may use it: 404 first, then 403."""
-    row = repository.get_project(database, organization, project)
+    row = repository.get_project(get_db(), organization, project)
     auth.check_organization(token, row["organization_id"])
     return row
 
 
-def key_for(database: Database, project: Row, key_id: str, token: dict[str, Any]) -> Row:
+def key_for(project: Row, key_id: str, token: dict[str, Any]) -> Row:
     """The key named in the path; internal keys exist only for superuser tokens."""
     internal = bool(token["is_superuser"])
-    return repository.get_key(database, project["id"], key_id, include_internal=internal)
+    return repository.get_key(get_db(), project["id"], key_id, include_internal=internal)
 
 
 def key_context(token: dict[str, Any], project: Row) -> KeyContext:

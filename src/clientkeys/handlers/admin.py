@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from clientkeys import db, repository
-from clientkeys.handlers._request import settings
+from clientkeys import repository
+from clientkeys.handlers._request import get_db
 
 
 def reset_the_store() -> tuple[dict[str, Any], int]:
     """POST /__admin/reset: empty the store; organizations, projects and tokens stay."""
-    with db.using(settings().database) as database:
-        return {"keysDeleted": repository.reset_store(database)}, 200
+    return {"keysDeleted": repository.reset_store(get_db())}, 200
 
 
 def list_recent_requests(limit: int = 100) -> tuple[dict[str, Any], int]:
     """GET /__admin/requests: the newest journal entries, oldest first."""
-    with db.using(settings().database) as database:
-        return {"requests": repository.list_requests(database, limit)}, 200
+    return {"requests": repository.list_requests(get_db(), limit)}, 200

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from clientkeys import db, domain, pagination, repository
+from clientkeys import domain, pagination, repository
 from clientkeys.handlers._request import (
     absolute_path,
+    get_db,
     key_context,
     key_for,
     project_for,
@@ -34,17 +35,16 @@ def list_a_projects_client_keys(
     position = pagination.parse_cursor(cursor)
     wanted = domain.STATUSES.get(status, NOTHING) if status else None
     internal = bool(token_info["is_superuser"])
-    with db.using(current.database) as database:
-        project = project_for(database, organization_slug, project_slug, token_info)
-        page = pagination.fetch_page(
-            lambda bound, ascending, offset, size: repository.list_keys(
-                database, project["id"], bound=bound, ascending=ascending, offset=offset,
-                limit=size, status=wanted, include_internal=internal,
-            ),
-            position,
-            limit,
-            key=lambda row: row["id"],
-        )  # fmt: skip
+    project = project_for(organization_slug, project_slug, token_info)
+    page = pagination.fetch_page(
+        lambda bound, ascending, offset, size: repository.list_keys(
+            get_db(), project["id"], bound=bound, ascending=ascending, offset=offset, limit=size,
+            status=wanted, include_internal=internal,
+        ),
+        position,
+        limit,
+        key=lambda row: row["id"],
+    )  # fmt: skip
     context = key_context(token_info, project)
     body = [serialize_key(row, context) for row in page.rows]
     return body, 200, {"Link": pagination.link_header(absolute_path(), query_items(), page)}
@@ -58,19 +58,15 @@ def create_a_new_client_key(
 ) -> Response:
     """POST .../keys/: create a key; 201 with it."""
     body = body or {}
-    superuser = bool(token_info["is_superuser"])
-    with db.using(settings().database) as database:
-        project = project_for(database, organization_slug, project_slug, token_info)
-        key = domain.new_key(
-            name=body.get("name"),
-            public=body.get("public"),
-            secret=body.get("secret"),
-            rate_limit=body.get("rateLimit"),
-            use_case=body.get("useCase", domain.USER_USE_CASE)
-            if superuser
-            else domain.USER_USE_CASE,
-        )
-        row = repository.insert_key(database, project["id"], key)
+    use_case = domain.USER_USE_CASE
+    if token_info["is_superuser"]:
+        use_case = body.get("useCase", use_case)
+    project = project_for(organization_slug, project_slug, token_info)
+    key = domain.new_key(
+        name=body.get("name"), public=body.get("public"), secret=body.get("secret"),
+        rate_limit=body.get("rateLimit"), use_case=use_case,
+    )  # fmt: skip
+    row = repository.insert_key(get_db(), project["id"], key)
     return serialize_key(row, key_context(token_info, project)), 201
 
 
@@ -78,9 +74,8 @@ def retrieve_a_client_key(
     organization_slug: str, project_slug: str, key_id: str, token_info: dict[str, Any]
 ) -> Response:
     """GET .../keys/{key_id}/: the key, active or not."""
-    with db.using(settings().database) as database:
-        project = project_for(database, organization_slug, project_slug, token_info)
-        row = key_for(database, project, key_id, token_info)
+    project = project_for(organization_slug, project_slug, token_info)
+    row = key_for(project, key_id, token_info)
     return serialize_key(row, key_context(token_info, project)), 200
 
 
@@ -92,12 +87,10 @@ def update_a_client_key(
     body: dict[str, Any] | None = None,
 ) -> Response:
     """PUT .../keys/{key_id}/: Sentry's update semantics; 200 with the key."""
-    current = settings()
-    with db.using(current.database) as database:
-        project = project_for(database, organization_slug, project_slug, token_info)
-        row = key_for(database, project, key_id, token_info)
-        planned = domain.plan_update(row, body or {}, current.browser_sdk_version)
-        row = repository.update_key(database, row, planned)
+    project = project_for(organization_slug, project_slug, token_info)
+    row = key_for(project, key_id, token_info)
+    planned = domain.plan_update(row, body or {}, settings().browser_sdk_version)
+    row = repository.update_key(get_db(), row, planned)
     return serialize_key(row, key_context(token_info, project)), 200
 
 
@@ -105,7 +98,6 @@ def delete_a_client_key(
     organization_slug: str, project_slug: str, key_id: str, token_info: dict[str, Any]
 ) -> Response:
     """DELETE .../keys/{key_id}/: gone for good; 204 with no body."""
-    with db.using(settings().database) as database:
-        project = project_for(database, organization_slug, project_slug, token_info)
-        repository.delete_key(database, key_for(database, project, key_id, token_info))
+    project = project_for(organization_slug, project_slug, token_info)
+    repository.delete_key(get_db(), key_for(project, key_id, token_info))
     return None, 204

@@ -1,0 +1,140 @@
+"""Every place clientkeys leans on Connexion's (and a2wsgi's) internals, and nowhere else.
+
+Tested with connexion 3.3 (pyproject caps it below 3.4). Each hook says what it relies on;
+`tests/test_connexion_hooks.py` fails when an upgrade changes any of it. The logic behind the
+hooks (Sentry's messages and checks) lives in `validation` and `auth`; these classes only plug
+it in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from a2wsgi import WSGIMiddleware
+from connexion import FlaskApp
+from connexion.datastructures import MediaTypeDict
+from connexion.middleware import ConnexionMiddleware
+from connexion.middleware.request_validation import RequestValidationMiddleware
+from connexion.security import BearerSecurityHandler
+from connexion.validators import (
+    JSONRequestBodyValidator,
+    JSONResponseBodyValidator,
+    TextResponseBodyValidator,
+)
+from starlette.types import Scope
+
+from clientkeys import auth, validation
+
+HANDLER_THREAD_PREFIX = "clientkeys-handler"
+
+
+# Handler threads ------------------------------------------------------------------------------
+
+
+def limit_handler_threads(app: FlaskApp, threads: int) -> None:
+    """Run the Flask handlers on `threads` threads instead of a2wsgi's default 10.
+
+    Relies on: FlaskApp keeping its ASGI-to-WSGI bridge at `app._middleware_app.asgi_app`, an
+    a2wsgi `WSGIMiddleware` that hands every request to the executor in its `executor`
+    attribute. Connexion does not expose the pool size. Measured in bench/: 2 threads per worker
+    give higher throughput and a p99 half that of 10 (the handlers are CPU-bound).
+    """
+    bridge = app._middleware_app.asgi_app
+    if not isinstance(bridge, WSGIMiddleware):
+        raise TypeError(f"unexpected Flask bridge {type(bridge).__name__}")
+    bridge.executor.shutdown(wait=False)
+    bridge.executor = ThreadPoolExecutor(
+        max_workers=threads, thread_name_prefix=HANDLER_THREAD_PREFIX
+    )
+
+
+# Middleware stack -------------------------------------------------------------------------------
+
+
+def middlewares(validate_requests: bool) -> list[Any]:
+    """Connexion's middleware stack, without request validation when that is turned off.
+
+    Relies on: `ConnexionMiddleware.default_middlewares` being the stack Connexion builds, with
+    request validation as the one `RequestValidationMiddleware` in it (security stays on).
+    """
+    defaults = list(ConnexionMiddleware.default_middlewares)
+    if RequestValidationMiddleware not in defaults:
+        raise TypeError("Connexion's default middlewares no longer validate requests")
+    if validate_requests:
+        return defaults
+    return [m for m in defaults if m is not RequestValidationMiddleware]
+
+
+# Security ---------------------------------------------------------------------------------------
+#
+# Relied on without code: `SecurityHandlerFactory.verify_security` collects the error of every
+# security alternative of an operation that fails and re-raises one through
+# `_raise_most_specific`, which ranks them by `status_code`, or else `status`: 403, then 401,
+# then the lowest. Our errors carry `status` (errors.py), so the most specific one wins.
+
+
+def bearer_handler(info_func: auth.InfoFunc | None = None) -> type[BearerSecurityHandler]:
+    """Connexion's bearer scheme with Sentry's checks (`auth.verifier`). `info_func` replaces
+    the spec's `x-bearerInfoFunc` (the mock's fixed tokens).
+
+    Relies on: Connexion's security middleware calling `get_fn(security_scheme,
+    required_scopes)` once per security requirement of an operation, and awaiting the
+    coroutine the returned function gives; `_resolve_func(security_scheme)` resolving the
+    scheme's `x-bearerInfoFunc` (or `BEARERINFO_FUNC`) to a function.
+    """
+
+    class SentryBearerHandler(BearerSecurityHandler):  # type: ignore[misc]
+        def get_fn(
+            self, security_scheme: dict[str, Any], required_scopes: list[str] | None
+        ) -> Callable[[Any], Any]:
+            lookup = info_func or self._resolve_func(security_scheme)
+            return auth.verifier(lookup, required_scopes or ())
+
+    return SentryBearerHandler
+
+
+# Validators -------------------------------------------------------------------------------------
+
+
+class SentryJSONBodyValidator(JSONRequestBodyValidator):  # type: ignore[misc]
+    """Request bodies: `validation.parse_body` and `validation.check_body`.
+
+    Relies on: `AbstractRequestBodyValidator.wrap_receive` awaiting `_parse(stream, scope=...)`
+    with the body's chunks and then calling `_validate(body)` (unless the body is None and
+    nullable), with the operation's body schema in `self._schema`.
+    """
+
+    async def _parse(self, stream: AsyncGenerator[bytes, None], scope: Scope) -> Any:
+        raw = b"".join([chunk async for chunk in stream])
+        return validation.parse_body(raw, scope["headers"])
+
+    def _validate(self, body: Any) -> None:
+        validation.check_body(self._schema, body)
+
+
+class CompiledJSONResponseBodyValidator(JSONResponseBodyValidator):  # type: ignore[misc]
+    """Responses: orjson and the compiled validator; a body it rejects goes to Connexion's own
+    validator, which raises its usual error.
+
+    Relies on: `AbstractResponseBodyValidator.wrap_send` calling `_parse(chunks)` and then
+    `_validate(body)`, with the ASGI scope in `self._scope` and the schema in `self._schema`.
+    """
+
+    def _parse(self, stream: Iterator[bytes]) -> Any:
+        return validation.parse_response(b"".join(stream))
+
+    def _validate(self, body: Any) -> None:
+        if validation.response_needs_python_check(self._scope.get("method"), self._schema, body):
+            super()._validate(body)
+
+
+VALIDATOR_MAP = {
+    "parameter": validation.SentryParameterValidator,
+    "body": MediaTypeDict({"*/*json": SentryJSONBodyValidator}),
+    "response": MediaTypeDict(
+        {"*/*json": CompiledJSONResponseBodyValidator, "text/plain": TextResponseBodyValidator}
+    ),
+}
+"""Connexion's `validator_map` for every app this package builds."""

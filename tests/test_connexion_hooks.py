@@ -1,0 +1,90 @@
+"""What `connexion_hooks` relies on in Connexion and a2wsgi: each test fails when an upgrade
+changes one of the internals the hooks reach into."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any
+
+import httpx
+import pytest
+from connexion.security import SecurityHandlerFactory
+
+from clientkeys import repository
+from clientkeys.app import create_app
+from clientkeys.config import Settings
+from clientkeys.connexion_hooks import HANDLER_THREAD_PREFIX
+from clientkeys.errors import BadRequest, NotAuthenticated, NotFound, PermissionDenied
+from conftest import KEYS_URL, NOT_FOUND, World, assert_error
+
+THREADS = 3
+BURST = 8
+"""Concurrent requests: more than the handler threads, so that they queue."""
+HANDLER_SECONDS = 0.1
+"""How long each handler holds its thread: long enough for the burst to pile up."""
+
+
+def test_handlers_run_on_exactly_the_configured_threads(
+    settings: Settings, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lock, running, peak, names = threading.Lock(), [0], [0], set()
+    list_keys = repository.list_keys
+
+    def slow_list_keys(*args: Any, **kwargs: Any) -> Any:
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+            names.add(threading.current_thread().name)
+        time.sleep(HANDLER_SECONDS)
+        with lock:
+            running[0] -= 1
+        return list_keys(*args, **kwargs)
+
+    monkeypatch.setattr(repository, "list_keys", slow_list_keys)
+    app = create_app(settings.replace(threads=THREADS))
+
+    async def burst() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            calls = [client.get(KEYS_URL, headers=world.headers()) for _ in range(BURST)]
+            return list(await asyncio.gather(*calls))
+
+    assert [r.status_code for r in asyncio.run(burst())] == [200] * BURST
+    assert peak[0] == THREADS
+    assert names and all(name.startswith(HANDLER_THREAD_PREFIX) for name in names)
+
+
+def test_without_request_validation_an_invalid_body_reaches_the_handler(
+    settings: Settings, world: World
+) -> None:
+    invalid = {"rateLimit": {"count": -1, "window": 60}}  # count has a minimum of 0
+    with create_app(settings).test_client() as client:
+        assert_error(client.post(KEYS_URL, json=invalid, headers=world.headers()), 400)
+    unchecked = settings.replace(validate_requests=False, validate_responses=False)
+    with create_app(unchecked).test_client() as client:
+        response = client.post(KEYS_URL, json=invalid, headers=world.headers())
+        assert response.status_code == 201
+        assert response.json()["rateLimit"] == {"count": -1, "window": 60}
+        assert_error(client.post(KEYS_URL, json=invalid), 401)  # security stays on
+
+
+@pytest.mark.parametrize("path", ["/api/0/projects/ac%01me/web/keys/", "/api/0/%7F/"])
+def test_a_path_with_control_characters_is_a_404_in_the_error_shape(client: Any, path: str) -> None:
+    assert_error(client.get(path), 404, NOT_FOUND)
+
+
+@pytest.mark.parametrize(
+    ("raised", "expected"),
+    [
+        ([NotAuthenticated(), PermissionDenied(), BadRequest()], PermissionDenied),
+        ([BadRequest(), NotAuthenticated(), NotFound()], NotAuthenticated),
+        ([NotFound(), BadRequest()], BadRequest),
+    ],
+)
+def test_the_most_specific_security_error_is_chosen_by_our_status(
+    raised: list[Exception], expected: type[Exception]
+) -> None:
+    with pytest.raises(expected):
+        SecurityHandlerFactory._raise_most_specific(raised)
