@@ -180,8 +180,9 @@ def assert_error(response: Any, status: int, detail: str | None = None) -> Any:
     return body
 
 
-def relay_dsn(base: str, key: dict[str, Any]) -> dict[str, str]:
-    """Sentry's 13 URLs on an organization's relay base; `cdn` stays on the server's own URL."""
+def dsn_urls(base: str, key: dict[str, Any]) -> dict[str, str]:
+    """Sentry's 13 DSN URLs of a key on `base` (the server's, or an organization's relay); `cdn`
+    stays on the test server's own URL."""
     k, s, p = key["public"], key["secret"], key["projectId"]
     scheme, rest = base.split("://")
     return {

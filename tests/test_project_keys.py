@@ -9,24 +9,28 @@ import pytest
 
 from clientkeys.app import create_app
 from clientkeys.config import Settings
-from conftest import Api, World, assert_error
+from conftest import HEX32, KEYS_URL, Api, World, assert_error, dsn_urls
 
-HEX32 = re.compile(r"^[a-f0-9]{32}$")
 DSN_FIELDS = {
     "secret", "public", "csp", "security", "minidump", "nel", "unreal", "crons", "cdn",
     "playstation", "integration", "otlp_traces", "otlp_logs",
 }  # fmt: skip
+DEFAULT_LOADER_OPTIONS = {"hasPerformance": True, "hasReplay": True}
 
 
-def test_new_project_lists_its_default_key(api: Api) -> None:
-    response = api.list()
+@pytest.mark.sentry(1)
+def test_new_project_lists_its_default_key(api: Api, world: World) -> None:
+    response = api.list(who="all")
     assert response.status_code == 200
     [key] = response.json()
     assert key["name"] == key["label"] == "Default"
     assert key["id"] == key["public"] and HEX32.match(key["public"])
     assert HEX32.match(key["secret"]) and key["secret"] != key["public"]
-    assert key["projectId"] == api.world.project["id"]
+    assert key["projectId"] == world.project["id"]
     assert key["isActive"] is True and key["rateLimit"] is None
+    stored = world.store.execute("SELECT public_key FROM keys WHERE project_id = ?",
+                                 [world.project["id"]]).fetchone()[0]  # fmt: skip
+    assert key["public"] == stored
 
 
 def test_list_is_newest_first(api: Api) -> None:
@@ -43,10 +47,17 @@ def test_list_accepts_numeric_ids_for_organization_and_project(api: Api, world: 
     assert by_id.json() == api.list().json()
 
 
+@pytest.mark.sentry(9)
 def test_create_returns_201_with_the_full_key(api: Api) -> None:
-    response = api.create({"name": "hello world", "rateLimit": {"count": 10, "window": 60}})
+    response = api.create(
+        {"name": "hello world", "rateLimit": {"count": 10, "window": 60}}, who="all"
+    )
     assert response.status_code == 201
     key = response.json()
+    row = api.row(key["id"])
+    assert row["label"] == "hello world"
+    assert (row["rate_limit_count"], row["rate_limit_window"]) == (10, 60)
+    assert row["data"]["dynamicSdkLoaderOptions"] == DEFAULT_LOADER_OPTIONS
     assert key["name"] == key["label"] == "hello world"
     assert key["rateLimit"] == {"window": 60, "count": 10}
     assert key["dynamicSdkLoaderOptions"] == {
@@ -62,25 +73,17 @@ def test_create_returns_201_with_the_full_key(api: Api) -> None:
     assert key in api.list().json()
 
 
+@pytest.mark.sentry(2, 4, 5, 6)
 def test_dsn_urls_follow_sentrys_templates(api: Api) -> None:
+    """All 13 URLs; Sentry's tests name the playstation (2), integration (4), otlp_traces (5)
+    and otlp_logs (6) endpoints one by one."""
+    [listed] = api.list(who="all").json()
     key = api.create({}).json()
-    k, s, p = key["public"], key["secret"], key["projectId"]
-    e = "http://testserver"
-    assert key["dsn"] == {
-        "secret": f"http://{k}:{s}@testserver/{p}",
-        "public": f"http://{k}@testserver/{p}",
-        "csp": f"{e}/api/{p}/csp-report/?sentry_key={k}",
-        "security": f"{e}/api/{p}/security/?sentry_key={k}",
-        "minidump": f"{e}/api/{p}/minidump/?sentry_key={k}",
-        "nel": f"{e}/api/{p}/nel/?sentry_key={k}",
-        "unreal": f"{e}/api/{p}/unreal/{k}/",
-        "crons": f"{e}/api/{p}/cron/___MONITOR_SLUG___/{k}/",
-        "cdn": f"{e}/js-sdk-loader/{k}.min.js",
-        "playstation": f"{e}/api/{p}/playstation/?sentry_key={k}",
-        "integration": f"{e}/api/{p}/integration/",
-        "otlp_traces": f"{e}/api/{p}/integration/otlp/v1/traces",
-        "otlp_logs": f"{e}/api/{p}/integration/otlp/v1/logs",
-    }
+    for shown in (listed, key):
+        assert shown["dsn"] == dsn_urls("http://testserver", shown)
+    p, k = key["projectId"], key["public"]
+    assert key["dsn"]["playstation"] == f"http://testserver/api/{p}/playstation/?sentry_key={k}"
+    assert key["dsn"]["otlp_logs"] == f"http://testserver/api/{p}/integration/otlp/v1/logs"
 
 
 def test_dsn_urls_use_the_configured_ingest_and_cdn_urls(settings: Settings, world: World) -> None:
@@ -88,7 +91,7 @@ def test_dsn_urls_use_the_configured_ingest_and_cdn_urls(settings: Settings, wor
         ingest_url="https://o1.ingest.example.com/relay", cdn_url="https://cdn.example.com/"
     )
     with create_app(configured).test_client() as client:
-        [key] = client.get("/api/0/projects/acme/web/keys/", headers=world.headers()).json()
+        [key] = client.get(KEYS_URL, headers=world.headers()).json()
     k, p = key["public"], key["projectId"]
     assert key["dsn"]["public"] == f"https://{k}@o1.ingest.example.com/relay/{p}"
     assert (
@@ -98,12 +101,17 @@ def test_dsn_urls_use_the_configured_ingest_and_cdn_urls(settings: Settings, wor
     assert key["dsn"]["cdn"] == f"https://cdn.example.com/{k}.min.js"
 
 
+@pytest.mark.sentry(10)
 @pytest.mark.parametrize("body", [None, {}, {"name": None}, {"name": ""}])
 def test_create_without_a_name_generates_a_two_word_label(api: Api, body: object) -> None:
-    response = api.create(body)
+    """`None`: no body at all (Sentry's behaviour 10)."""
+    response = api.create(body, who="all")
     assert response.status_code == 201
     name = response.json()["name"]
     assert re.match(r"^[A-Z][a-z]+ [A-Z][a-z]+$", name), name
+    row = api.row(response.json()["id"])
+    assert row["label"] == name
+    assert row["data"]["dynamicSdkLoaderOptions"] == DEFAULT_LOADER_OPTIONS
 
 
 def test_name_of_64_characters_is_kept(api: Api) -> None:
@@ -175,8 +183,9 @@ def test_invalid_fields_are_400_with_sentrys_field_errors(
     assert world.key_count() == before
 
 
+@pytest.mark.sentry(11)
 def test_explicit_public_and_secret_are_used(api: Api) -> None:
-    key = api.create({"public": "a" * 32, "secret": "b" * 32}).json()
+    key = api.create({"public": "a" * 32, "secret": "b" * 32}, who="all").json()
     assert (key["id"], key["public"], key["secret"]) == ("a" * 32, "a" * 32, "b" * 32)
 
 
@@ -195,8 +204,9 @@ def test_unknown_fields_are_ignored(api: Api) -> None:
     assert response.json()["isActive"] is True
 
 
+@pytest.mark.sentry(12)
 def test_use_case_is_ignored_for_regular_tokens(api: Api, world: World) -> None:
-    key = api.create({"useCase": "profiling"}).json()
+    key = api.create({"useCase": "profiling"}, who="all").json()
     row = world.store.execute(
         "SELECT use_case FROM keys WHERE public_key = ?", [key["public"]]
     ).fetchone()

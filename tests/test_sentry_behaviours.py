@@ -1,5 +1,9 @@
 """The 28 behaviours Sentry's own endpoint tests assert (reference §6), one test each.
 
+Each such test is marked `sentry(N)` with the behaviour's number (`pytest -m sentry` runs all
+28). Those without a twin among the per-operation tests live here; the others (1-6, 9-12) are
+marked where they are, in test_project_keys.py and test_key_details.py.
+
 Sentry's tests run as the organization's owner; here that is a token with every project scope.
 Internal keys (useCase other than "user") are made with a superuser token, as Sentry's
 fixtures make them directly.
@@ -7,10 +11,24 @@ fixtures make them directly.
 
 from __future__ import annotations
 
+import importlib
+from pathlib import Path
 from typing import Any
 
+import pytest
+
 from conftest import Api, World
-from test_key_details import relay_dsn
+
+SENTRY_BEHAVIOURS = 28
+
+
+def test_each_of_sentrys_behaviours_has_exactly_one_test() -> None:
+    numbers = []
+    for path in sorted(Path(__file__).parent.glob("test_*.py")):
+        for name, function in vars(importlib.import_module(path.stem)).items():
+            marks = getattr(function, "pytestmark", []) if name.startswith("test_") else []
+            numbers += [n for mark in marks if mark.name == "sentry" for n in mark.args]
+    assert sorted(numbers) == list(range(1, SENTRY_BEHAVIOURS + 1))
 
 
 def profiling_key(api: Api) -> dict[str, Any]:
@@ -20,48 +38,7 @@ def profiling_key(api: Api) -> dict[str, Any]:
 # List -----------------------------------------------------------------------------------------
 
 
-def test_01_list_returns_the_one_key_with_its_public_key(api: Api, world: World) -> None:
-    [key] = api.list(who="all").json()
-    stored = world.store.execute("SELECT public_key FROM keys WHERE project_id = ?",
-                                 [world.project["id"]]).fetchone()[0]  # fmt: skip
-    assert key["public"] == stored
-
-
-def test_02_dsn_playstation_is_the_playstation_endpoint(api: Api) -> None:
-    [key] = api.list(who="all").json()
-    assert key["dsn"]["playstation"] == (
-        f"http://testserver/api/{key['projectId']}/playstation/?sentry_key={key['public']}"
-    )
-
-
-def test_03_relay_dsn_endpoint_rebuilds_every_url_but_cdn(api: Api, world: World) -> None:
-    from clientkeys import repository
-
-    repository.set_dsn_endpoint(world.store, "acme", "https://relay.example.com/ingest")
-    [key] = api.list(who="all").json()
-    assert key["dsn"] == relay_dsn("https://relay.example.com/ingest", key)
-
-
-def test_04_dsn_integration_is_the_integration_endpoint(api: Api) -> None:
-    [key] = api.list(who="all").json()
-    assert key["dsn"]["integration"] == f"http://testserver/api/{key['projectId']}/integration/"
-
-
-def test_05_dsn_otlp_traces_is_the_otlp_traces_endpoint(api: Api) -> None:
-    [key] = api.list(who="all").json()
-    assert key["dsn"]["otlp_traces"] == (
-        f"http://testserver/api/{key['projectId']}/integration/otlp/v1/traces"
-    )
-
-
-def test_06_dsn_otlp_logs_is_the_otlp_logs_endpoint(api: Api) -> None:
-    [key] = api.list(who="all").json()
-    assert key["dsn"]["otlp_logs"] == (
-        f"http://testserver/api/{key['projectId']}/integration/otlp/v1/logs"
-    )
-    assert "integration/otlp/v1/logs" in key["dsn"]["otlp_logs"]
-
-
+@pytest.mark.sentry(7)
 def test_07_regular_user_sees_only_user_keys_without_use_case(api: Api) -> None:
     profiling = profiling_key(api)
     keys = api.list(who="all").json()
@@ -69,6 +46,7 @@ def test_07_regular_user_sees_only_user_keys_without_use_case(api: Api) -> None:
     assert all("useCase" not in key for key in keys)
 
 
+@pytest.mark.sentry(8)
 def test_08_superuser_sees_every_key_with_its_use_case(api: Api) -> None:
     profiling_key(api)
     keys = api.list(who="superuser").json()
@@ -78,37 +56,7 @@ def test_08_superuser_sees_every_key_with_its_use_case(api: Api) -> None:
 # Create ---------------------------------------------------------------------------------------
 
 
-def test_09_create_with_name_and_rate_limit(api: Api) -> None:
-    response = api.create(
-        {"name": "hello world", "rateLimit": {"count": 10, "window": 60}}, who="all"
-    )
-    assert response.status_code == 201
-    row = api.row(response.json()["id"])
-    assert row["label"] == "hello world"
-    assert (row["rate_limit_count"], row["rate_limit_window"]) == (10, 60)
-    assert row["data"]["dynamicSdkLoaderOptions"] == {"hasPerformance": True, "hasReplay": True}
-
-
-def test_10_create_without_body_generates_a_label_and_default_loader_options(api: Api) -> None:
-    response = api.client.post(api.url(), headers=api.world.headers("all"))
-    assert response.status_code == 201
-    row = api.row(response.json()["id"])
-    assert row["label"]
-    assert row["data"]["dynamicSdkLoaderOptions"] == {"hasPerformance": True, "hasReplay": True}
-
-
-def test_11_create_with_explicit_public_and_secret_uses_them(api: Api) -> None:
-    response = api.create({"public": "a" * 32, "secret": "b" * 32}, who="all")
-    assert response.status_code == 201
-    assert (response.json()["public"], response.json()["secret"]) == ("a" * 32, "b" * 32)
-
-
-def test_12_regular_user_use_case_is_ignored_on_create(api: Api) -> None:
-    response = api.create({"useCase": "profiling"}, who="all")
-    assert response.status_code == 201
-    assert api.row(response.json()["id"])["use_case"] == "user"
-
-
+@pytest.mark.sentry(13)
 def test_13_superuser_use_case_is_honoured_on_create(api: Api) -> None:
     response = api.create({"useCase": "demo"}, who="superuser")
     assert response.status_code == 201
@@ -122,12 +70,14 @@ def limited_key(api: Api) -> str:
     return str(api.new_key({"rateLimit": {"count": 1, "window": 60}})["id"])
 
 
+@pytest.mark.sentry(14)
 def test_14_update_name(api: Api) -> None:
     key = api.new_key()
     assert api.put(key["id"], {"name": "hello world"}, who="all").status_code == 200
     assert api.row(key["id"])["label"] == "hello world"
 
 
+@pytest.mark.sentry(15)
 def test_15_update_rate_limit_null_clears_it(api: Api) -> None:
     key_id = limited_key(api)
     assert api.put(key_id, {"rateLimit": None}, who="all").status_code == 200
@@ -135,6 +85,7 @@ def test_15_update_rate_limit_null_clears_it(api: Api) -> None:
     assert (row["rate_limit_count"], row["rate_limit_window"]) == (None, None)
 
 
+@pytest.mark.sentry(16)
 def test_16_update_without_body_keeps_the_rate_limit(api: Api) -> None:
     key_id = limited_key(api)
     response = api.client.put(api.key_url(key_id), headers=api.world.headers("all"))
@@ -143,6 +94,7 @@ def test_16_update_without_body_keeps_the_rate_limit(api: Api) -> None:
     assert (row["rate_limit_count"], row["rate_limit_window"]) == (1, 60)
 
 
+@pytest.mark.sentry(17)
 def test_17_update_rate_limit_with_empty_count_clears_it(api: Api) -> None:
     key_id = limited_key(api)
     response = api.put(key_id, {"rateLimit": {"count": "", "window": 300}}, who="all")
@@ -151,6 +103,7 @@ def test_17_update_rate_limit_with_empty_count_clears_it(api: Api) -> None:
     assert (row["rate_limit_count"], row["rate_limit_window"]) == (None, None)
 
 
+@pytest.mark.sentry(18)
 def test_18_update_sets_a_rate_limit(api: Api) -> None:
     key = api.new_key()
     response = api.put(key["id"], {"rateLimit": {"count": 1, "window": 60}}, who="all")
@@ -159,6 +112,7 @@ def test_18_update_sets_a_rate_limit(api: Api) -> None:
     assert (row["rate_limit_count"], row["rate_limit_window"]) == (1, 60)
 
 
+@pytest.mark.sentry(19)
 def test_19_update_of_the_rate_limit_is_audited_with_the_previous_limit(
     api: Api, world: World
 ) -> None:
@@ -175,6 +129,7 @@ def test_19_update_of_the_rate_limit_is_audited_with_the_previous_limit(
     assert (entry["data"]["rate_limit_count"], entry["data"]["rate_limit_window"]) == (1, 60)
 
 
+@pytest.mark.sentry(20)
 def test_20_update_is_active_false_and_name(api: Api) -> None:
     key = api.new_key()
     response = api.put(key["id"], {"isActive": False, "name": "hello world"}, who="all")
@@ -184,6 +139,7 @@ def test_20_update_is_active_false_and_name(api: Api) -> None:
     assert response.json()["isActive"] is False
 
 
+@pytest.mark.sentry(21)
 def test_21_update_with_empty_body_sets_the_default_browser_sdk_version(api: Api) -> None:
     key = api.new_key()
     api.put(key["id"], {"browserSdkVersion": "5.x"}, who="all")
@@ -191,6 +147,7 @@ def test_21_update_with_empty_body_sets_the_default_browser_sdk_version(api: Api
     assert api.row(key["id"])["data"]["browserSdkVersion"] == "7.x"
 
 
+@pytest.mark.sentry(22)
 def test_22_update_browser_sdk_version(api: Api) -> None:
     key = api.new_key()
     response = api.put(key["id"], {"browserSdkVersion": "5.x"}, who="all")
@@ -199,6 +156,7 @@ def test_22_update_browser_sdk_version(api: Api) -> None:
     assert response.json()["browserSdkVersion"] == "5.x"
 
 
+@pytest.mark.sentry(23)
 def test_23_update_with_empty_body_keeps_default_loader_options(api: Api) -> None:
     key = api.new_key()
     assert api.put(key["id"], {}, who="all").status_code == 200
@@ -206,6 +164,7 @@ def test_23_update_with_empty_body_keeps_default_loader_options(api: Api) -> Non
     assert options == {"hasPerformance": True, "hasReplay": True}
 
 
+@pytest.mark.sentry(24)
 def test_24_dynamic_sdk_loader_options_merge_sequence(api: Api) -> None:
     key_id = api.new_key()["id"]
 
@@ -227,12 +186,14 @@ def test_24_dynamic_sdk_loader_options_merge_sequence(api: Api) -> None:
     assert put({"invalid-key": "blah"}) == 200 and options() == merged
 
 
+@pytest.mark.sentry(25)
 def test_25_internal_key_update_is_404_for_users_and_200_for_superusers(api: Api) -> None:
     key = profiling_key(api)
     assert api.put(key["id"], {"name": "x"}, who="all").status_code == 404
     assert api.put(key["id"], {"name": "x"}, who="superuser").status_code == 200
 
 
+@pytest.mark.sentry(26)
 def test_26_update_ignores_use_case(api: Api) -> None:
     key = api.new_key()
     response = api.put(key["id"], {"useCase": "profiling", "name": "updated"}, who="all")
@@ -244,6 +205,7 @@ def test_26_update_ignores_use_case(api: Api) -> None:
 # Delete ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.sentry(27)
 def test_27_delete_removes_the_key(api: Api, world: World) -> None:
     key = api.new_key()
     response = api.delete(key["id"], who="all")
@@ -252,6 +214,7 @@ def test_27_delete_removes_the_key(api: Api, world: World) -> None:
                                [key["id"]]).fetchone()[0] == 0  # fmt: skip
 
 
+@pytest.mark.sentry(28)
 def test_28_internal_key_delete_is_404_for_users_and_204_for_superusers(api: Api) -> None:
     key = profiling_key(api)
     assert api.delete(key["id"], who="all").status_code == 404

@@ -88,9 +88,10 @@ def test_every_list_response_documents_the_link_header(spec: Any) -> None:
             assert op["responses"]["200"]["headers"]["Link"]["required"] is True
 
 
-@pytest.mark.parametrize("name", ["openapi.json", "admin.json"])
-def test_every_example_validates_against_its_schema(name: str) -> None:
-    assert check_examples(load_spec(SPEC_DIR, name)) >= (8 if name == "openapi.json" else 2)
+@pytest.mark.parametrize(("name", "at_least"), [("openapi.json", 8), ("admin.json", 2)])
+def test_every_example_validates_against_its_schema(name: str, at_least: int) -> None:
+    """`at_least`: the examples each document had when this test was written."""
+    assert check_examples(load_spec(SPEC_DIR, name)) >= at_least
 
 
 # Backward compatibility with the original contract -------------------------------------------
