@@ -7,6 +7,7 @@ and versions. BENCH_SECONDS (default 5) sets the length of each measurement.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import platform
@@ -159,8 +160,8 @@ class Server:
 
 
 def servers(folder: Path, database: Path) -> list[Server]:
-    made = []
-    for name, command, env in [
+    made: list[Server] = []
+    configs: list[tuple[str, list[str], dict[str, str]]] = [
         ("clientkeys, validation on",
          [str(BIN / "clientkeys"), "serve", "--workers", "2", "--log-level", "warning"], {}),
         ("clientkeys, validation off",
@@ -169,7 +170,8 @@ def servers(folder: Path, database: Path) -> list[Server]:
         ("bare Flask ceiling",
          [str(BIN / "gunicorn"), "-w", "2", "--chdir", str(ROOT / "bench"), "--log-level",
           "warning", "ceiling:create_app()"], {}),
-    ]:  # fmt: skip
+    ]  # fmt: skip
+    for name, command, env in configs:
         copy = folder / f"{len(made)}.db"
         shutil.copy(database, copy)
         port = free_port()
@@ -276,7 +278,8 @@ def machine() -> list[str]:
 
 
 def main() -> None:
-    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[attr-defined]
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(line_buffering=True)
     folder = Path(tempfile.mkdtemp(prefix="clientkeys-bench-"))
     print(f"Seeding in {folder} ...", flush=True)
     ids = seed(folder / "seed.db")
@@ -465,8 +468,8 @@ def profile(server: Server, path: str, lua: Path, folder: Path) -> list[str]:
         "(time inside uvloop's C code, HTTP parsing included, is not visible to it).", "",
         "| layer | share of busy samples |", "| --- | --- |",
     ]  # fmt: skip
-    for name, count in sorted(layers.items(), key=lambda item: -item[1]):
-        lines.append(f"| {name} | {count / max(busy, 1):.0%} |")
+    for name, samples in sorted(layers.items(), key=lambda item: -item[1]):
+        lines.append(f"| {name} | {samples / max(busy, 1):.0%} |")
     return lines + [""]
 
 

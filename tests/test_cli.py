@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -117,3 +118,24 @@ def test_python_dash_m_runs_the_cli() -> None:
         env={**os.environ, "PYTHONWARNINGS": "ignore"}, check=True,
     )  # fmt: skip
     assert "clientkeys" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "module", "extra"),
+    [
+        (("check", "http://127.0.0.1:9", "--token", "t", "--org", "o", "--project", "p"),
+         "schemathesis", "check"),
+        (("mock",), "jsf", "mock"),
+        (("mock",), "openapi_schema_validator", "mock"),
+    ],
+)  # fmt: skip
+def test_a_missing_extra_stops_the_command_naming_its_install(
+    monkeypatch: pytest.MonkeyPatch, args: tuple[str, ...], module: str, extra: str
+) -> None:
+    monkeypatch.setitem(sys.modules, module, None)  # as if it were not installed
+    result = CliRunner().invoke(main, list(args))
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        f"Error: `clientkeys {extra}` needs the {extra} extra ({module} is missing): "
+        f"pip install 'clientkeys[{extra}]'"
+    ]

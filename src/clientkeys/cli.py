@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -122,6 +123,20 @@ def store(database: Path | None) -> Iterator[Database]:
         raise click.ClickException(str(exc)) from None
     except ClientKeysError as exc:
         raise click.ClickException(exc.detail) from None
+
+
+def require_extra(extra: str, *modules: str) -> None:
+    """Stop with a one-line message naming the install command when an extra is missing."""
+    for module in modules:
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):  # ValueError: the module was made unimportable
+            found = False
+        if not found:
+            raise click.ClickException(
+                f"`clientkeys {extra}` needs the {extra} extra ({module} is missing): "
+                f"pip install 'clientkeys[{extra}]'"
+            )
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -308,6 +323,7 @@ def check(
     server that claims to implement this API. The token needs project:read, project:write and
     project:admin on ORG. Exits 1 on any failure.
     """
+    require_extra("check", "schemathesis")
     chosen = [p.strip() for p in phases.split(",") if p.strip()]
     unknown = sorted(set(chosen) - set(PHASES))
     if unknown or not chosen:
@@ -367,6 +383,7 @@ def mock(
     """
     import uvicorn
 
+    require_extra("mock", "openapi_schema_validator", "jsf")
     from clientkeys.mock import InvalidExample, create_mock_app
 
     spec_file = spec_file or load_settings().spec_dir / "openapi.json"
