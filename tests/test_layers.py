@@ -8,6 +8,7 @@ import json
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -51,3 +52,13 @@ def test_the_readme_lists_every_module_of_the_package() -> None:
         f"{p.name}/" for p in PACKAGE.iterdir() if (p / "__init__.py").exists()
     }
     assert listed == modules - {"__init__.py", "__main__.py"}
+
+
+def test_the_readme_layers_are_the_import_contract() -> None:
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("Dependencies point one way", 1)[1].split("```")[1]
+    layers = [line.split(", ") for line in block.strip().splitlines()]
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    [contract] = [c for c in config["contracts"] if c["type"] == "layers"]
+    declared = [layer.split(" | ") for layer in contract["layers"] if layer != "__main__"]
+    assert layers == declared
