@@ -22,7 +22,7 @@ from conftest import KEYS_URL, NOT_FOUND, World, assert_error
 THREADS = 3
 BURST = 8
 """Concurrent requests: more than the handler threads, so that they queue."""
-HANDLER_SECONDS = 0.1
+HANDLER_SECONDS = 0.2
 """How long each handler holds its thread: long enough for the burst to pile up."""
 
 
