@@ -61,7 +61,8 @@ def connection(path: Path | str) -> Database:
 
 @contextmanager
 def using(path: Path | str) -> Iterator[Database]:
-    """This thread's connection for one request; never left inside a transaction."""
+    """This thread's connection for one unit of work (the journal's write; handlers use
+    `handlers._request.get_db`); never left inside a transaction."""
     database = connection(path)
     try:
         yield database
