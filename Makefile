@@ -7,7 +7,7 @@ PORT   ?= 8000
 SPEC   := spec/openapi.json spec/admin.json
 
 .DEFAULT_GOAL := help
-.PHONY: help install run serve mock contract bench test unit lint fmt spec fuzz db smoke clean
+.PHONY: help install run serve mock contract bench bench-mock test unit lint fmt spec fuzz db smoke clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -26,8 +26,8 @@ run: install ## Set up, create demo data (printed) and serve on http://127.0.0.1
 serve: install ## Serve without creating demo data
 	$(BIN)/clientkeys serve --port $(PORT)
 
-mock: install ## Serve the examples-based mock of the spec on http://127.0.0.1:4010
-	$(BIN)/clientkeys mock
+mock: install ## Serve the mock of the spec on http://127.0.0.1:4010 (refuses invalid examples)
+	$(BIN)/clientkeys mock --strict
 
 CONTRACT_PORT ?= 8765
 contract: install ## Start a server with tests/data/ci.yaml, check it, write reports/junit.xml
@@ -38,10 +38,20 @@ contract: install ## Start a server with tests/data/ci.yaml, check it, write rep
 	$(BIN)/clientkeys check http://127.0.0.1:$(CONTRACT_PORT) --wait 30 \
 	    --token sntrys_ci_admin_token --org acme --project web --junit-xml reports/junit.xml
 
-bench: install ## Benchmark vs a bare-Flask ceiling (wrk; BENCH_SECONDS=5); writes bench/results.md
+bench: install ## Benchmark vs a bare-Flask ceiling and the mock vs Prism; writes bench/*results.md
 	command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	$(BIN)/python bench/run.py
+	$(MAKE) bench-mock
+
+PRISM_VERSION ?= 5.16.0
+bench-mock: install ## clientkeys mock vs Stoplight Prism (npm) on 3 specs; writes bench/mock-results.md
+	command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
+	command -v npm >/dev/null || (apt-get update && apt-get install -y nodejs npm)
+	test -x bench/prism/node_modules/.bin/prism || (mkdir -p bench/prism && cd bench/prism && \
+	    npm install --no-audit --no-fund --loglevel=error @stoplight/prism-cli@$(PRISM_VERSION))
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	$(BIN)/python bench/mock.py
 
 db: install ## Create the database or apply pending migrations
 	$(BIN)/clientkeys init-db

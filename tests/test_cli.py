@@ -125,8 +125,7 @@ def test_python_dash_m_runs_the_cli() -> None:
     [
         (("check", "http://127.0.0.1:9", "--token", "t", "--org", "o", "--project", "p"),
          "schemathesis", "check"),
-        (("mock",), "jsf", "mock"),
-        (("mock",), "openapi_schema_validator", "mock"),
+        (("mock",), "rstr", "mock"),
     ],
 )  # fmt: skip
 def test_a_missing_extra_stops_the_command_naming_its_install(

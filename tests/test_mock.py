@@ -15,7 +15,7 @@ from openapi_schema_validator import OAS30Validator
 
 from clientkeys.cli import main
 from clientkeys.config import SPEC_DIR
-from clientkeys.mock import InvalidExample, Prefer, create_mock_app
+from clientkeys.mock import InvalidExample, Prefer, Report, create_mock_app
 from clientkeys.openapi import HTTP_METHODS, load_spec
 from conftest import assert_error
 
@@ -145,14 +145,30 @@ def broken_spec(tmp_path: Path) -> Path:
     return copy / "openapi.json"
 
 
-def test_an_invalid_example_stops_the_start_naming_it(broken_spec: Path) -> None:
+def test_with_strict_an_invalid_example_stops_the_start_naming_it(broken_spec: Path) -> None:
     with pytest.raises(InvalidExample) as error:
-        create_mock_app(broken_spec)
+        create_mock_app(broken_spec, strict=True)
     message = str(error.value)
     assert "POST /api/0/projects/{organization_slug}/{project_slug}/keys/ 201" in message
-    assert "'yes' is not of type 'boolean'" in message
-    result = CliRunner().invoke(main, ["mock", "--spec", str(broken_spec)])
+    assert '"yes" is not of type "boolean"' in message
+    result = CliRunner().invoke(main, ["mock", "--strict", "--spec", str(broken_spec)])
     assert result.exit_code == 1 and "Invalid example at POST" in result.output
+
+
+def test_without_strict_an_invalid_example_is_reported_and_replaced(broken_spec: Path) -> None:
+    report = Report()
+    with create_mock_app(broken_spec, report=report).test_client() as client:
+        created = client.post(KEYS, json={"name": "x"}, headers=ANY)
+    assert report.invalid == [
+        "POST /api/0/projects/{organization_slug}/{project_slug}/keys/ 201 application/json at "
+        '/isActive: "yes" is not of type "boolean"'
+    ]
+    assert created.status_code == 201
+    assert created.json()["isActive"] in (True, False)
+    spec = load_spec(SPEC_DIR)
+    schema = spec["paths"]["/api/0/projects/{organization_slug}/{project_slug}/keys/"]["post"][
+        "responses"]["201"]["content"]["application/json"]["schema"]  # fmt: skip
+    OAS30Validator(schema).validate(created.json())
 
 
 def test_any_openapi_30_document_can_be_mocked(tmp_path: Path) -> None:
@@ -182,9 +198,20 @@ def test_any_openapi_30_document_can_be_mocked(tmp_path: Path) -> None:
     with create_mock_app(path).test_client() as client:
         assert client.get("/v1/pets/1").json() == {"name": "Rex"}
         assert client.get("/v1/pets/1", headers={"Prefer": "code=404"}).status_code == 404
-        assert client.get("/v1/pets/abc").status_code == 404  # an int path: no such route
+        wrong = client.get("/v1/pets/abc")  # an integer path parameter: a validation error
+        assert wrong.status_code == 422
+        assert wrong.json()["errors"] == [
+            {"in": "path", "name": "id", "message": '"abc" is not of type "integer"'}
+        ]
         generated = client.get("/v1/pets/1", headers={"Prefer": "dynamic=true"}).json()
         assert isinstance(generated["name"], str)
+
+
+def test_our_spec_passes_strict_example_checks() -> None:
+    report = Report()
+    create_mock_app(SPEC_DIR / "openapi.json", strict=True, report=report)
+    assert report.operations == 5 and report.examples >= 20
+    assert report.invalid == [] and report.problems == []
 
 
 def test_prefer_header_parsing() -> None:

@@ -75,9 +75,9 @@ def middlewares(validate_requests: bool) -> list[Any]:
 # then the lowest. Our errors carry `status` (errors.py), so the most specific one wins.
 
 
-def bearer_handler(info_func: auth.InfoFunc | None = None) -> type[BearerSecurityHandler]:
-    """Connexion's bearer scheme with Sentry's checks (`auth.verifier`). `info_func` replaces
-    the spec's `x-bearerInfoFunc` (the mock's fixed tokens).
+def bearer_handler() -> type[BearerSecurityHandler]:
+    """Connexion's bearer scheme with Sentry's checks (`auth.verifier`) over the spec's
+    `x-bearerInfoFunc`.
 
     Relies on: Connexion's security middleware calling `get_fn(security_scheme,
     required_scopes)` once per security requirement of an operation, and awaiting the
@@ -89,7 +89,7 @@ def bearer_handler(info_func: auth.InfoFunc | None = None) -> type[BearerSecurit
         def get_fn(
             self, security_scheme: dict[str, Any], required_scopes: list[str] | None
         ) -> Callable[[Any], Any]:
-            lookup = info_func or self._resolve_func(security_scheme)
+            lookup = self._resolve_func(security_scheme)
             return auth.verifier(lookup, required_scopes or ())
 
     return SentryBearerHandler

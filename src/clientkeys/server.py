@@ -1,5 +1,6 @@
 """The one app builder: a Connexion FlaskApp serving specs with clientkeys' validation, errors,
-auth and guards. `app.create_app` (the API) and `mock.create_mock_app` both build on it.
+auth and guards, for `app.create_app` (the API and its test controls). The mock is not a
+Connexion app: it is `clientkeys.mocking`, an ASGI app of its own.
 """
 
 from __future__ import annotations
