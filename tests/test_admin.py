@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from sqlite_utils import Database
+
+from clientkeys import fixtures, repository
 from clientkeys.app import create_app
 from clientkeys.config import Settings
 from conftest import KEYS_URL as KEYS
 from conftest import SEEDED_KEYS, World, assert_error
 
 ADMIN = {"Authorization": "Bearer admin-secret"}
+CI_FIXTURES = Path(__file__).parent / "data" / "ci.yaml"
+ALL_CI_KEYS = 4
+"""Two keys listed for acme/web in ci.yaml, and the "Default" key of each of its other projects."""
 JOURNAL_SIZE = 5
 
 
@@ -41,12 +48,56 @@ def test_controls_need_the_admin_token(controlled: Any, world: World, headers: A
     assert world.key_count() == SEEDED_KEYS
 
 
-def test_reset_empties_the_store_and_keeps_the_rest(controlled: Any, world: World) -> None:
+def test_reset_without_a_start_state_empties_the_store_and_keeps_the_rest(
+    controlled: Any, world: World
+) -> None:
     controlled.post(KEYS, json={"name": "x"}, headers=world.headers())
     response = controlled.post("/__admin/reset", headers=ADMIN)
-    assert response.status_code == 200 and response.json() == {"keysDeleted": SEEDED_KEYS + 1}
+    assert response.status_code == 200
+    assert response.json() == {
+        "keysDeleted": SEEDED_KEYS + 1,
+        "state": {"organizations": 2, "projects": 2, "keys": 0, "tokens": len(world.tokens)},
+    }
     assert controlled.get(KEYS, headers=world.headers()).json() == []
     assert controlled.post(KEYS, json={}, headers=world.headers()).status_code == 201
+
+
+def test_reset_restores_what_the_fixtures_loaded(controlled_client: Any, store: Database) -> None:
+    controlled = controlled_client
+    fixtures.load(store, CI_FIXTURES)
+    repository.save_start_state(store)
+    auth = {"Authorization": "Bearer sntrys_ci_admin_token"}
+    at_start = controlled.get(KEYS, headers=auth).json()
+    controlled.delete(KEYS + f"{at_start[0]['id']}/", headers=auth)
+    controlled.post(KEYS, json={"name": "later"}, headers=auth)
+    store.execute("DELETE FROM tokens WHERE label != 'fixtures'")
+
+    response = controlled.post("/__admin/reset", headers=ADMIN)
+
+    assert response.status_code == 200
+    assert response.json() == {
+        "keysDeleted": ALL_CI_KEYS,  # one deleted, one created
+        "state": {"organizations": 2, "projects": 3, "keys": ALL_CI_KEYS, "tokens": 3},
+    }
+    assert controlled.get("/__admin/requests", headers=ADMIN).json() == {"requests": []}
+    assert controlled.get(KEYS, headers=auth).json() == at_start  # same ids, keys, names
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/__admin/reset", 405),
+        ("POST", "/__admin/nothing-here", 404),
+        ("GET", "/__admin/requests?limit=zero", 400),
+        ("GET", "/__admin/requests?since=1", 400),
+        ("POST", "/__admin/reset", 401),
+    ],
+)
+def test_admin_errors_are_json_in_the_apis_shape(
+    controlled: Any, method: str, path: str, status: int
+) -> None:
+    headers = {} if status == 401 else ADMIN
+    assert_error(controlled.request(method, path, headers=headers), status)
 
 
 def test_journal_records_requests_and_whether_they_passed_validation(

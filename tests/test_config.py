@@ -67,7 +67,7 @@ def test_every_setting_round_trips_through_the_environment(tmp_path: Path) -> No
         ingest_url="https://o1.ingest.example.com/relay", cdn_url="https://cdn.example.com/",
         per_page=10, max_per_page=50, max_body_bytes=1024, browser_sdk_version="5.x",
         browser_sdk_choices=("latest", "7.x", "8.x"), threads=7, admin_token="secret",
-        journal_size=9,
+        journal_size=9, metrics=True,
     )  # fmt: skip
     unchanged = [
         f.name for f in dataclasses.fields(Settings) if getattr(changed, f.name) == f.default

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from sqlite_utils import Database
 
@@ -142,9 +144,40 @@ def test_reset_empties_keys_audit_and_journal_and_keeps_the_rest(
     repository.insert_key(memory_db, project["id"], domain.new_key())
     entry = {"method": "GET", "path": "/", "query": "", "status": 200, "validated": True}
     repository.log_request(memory_db, entry, keep=10)
-    assert repository.reset_store(memory_db) == 2  # the Default key and the new one
+    result = repository.reset_store(memory_db)
+    assert result["keysDeleted"] == 2  # the Default key and the new one
+    assert result["state"] == {"organizations": 1, "projects": 1, "keys": 0, "tokens": 0}
     assert repository.list_audit(memory_db) == [] and repository.list_requests(memory_db, 10) == []
     assert repository.get_project(memory_db, "acme", "web")["id"] == project["id"]
+
+
+def _dump(db: Database) -> dict[str, list[tuple[Any, ...]]]:
+    return {
+        table: db.execute(f"SELECT * FROM [{table}] ORDER BY id").fetchall()
+        for table in (*repository.START_TABLES, "audit_log", "request_log")
+    }
+
+
+def test_reset_returns_to_the_saved_start_state(memory_db: Database, project: domain.Row) -> None:
+    repository.insert_token(memory_db, "acme", ["project:read"])
+    saved = repository.save_start_state(memory_db)
+    assert saved == {"organizations": 1, "projects": 1, "keys": 1, "tokens": 1}
+    at_start = _dump(memory_db)
+    [default_key] = repository.list_keys(
+        memory_db, project["id"], bound=None, ascending=False, offset=0, limit=1
+    )
+    repository.delete_key(memory_db, default_key)
+    repository.insert_key(memory_db, project["id"], domain.new_key(name="later"))
+    repository.insert_organization(memory_db, "globex", None)
+    repository.insert_project(memory_db, "globex", "api")
+    repository.insert_token(memory_db, "globex", ["project:admin"])
+
+    result = repository.reset_store(memory_db)
+
+    assert result == {"keysDeleted": 2, "state": saved}
+    assert _dump(memory_db) == at_start  # same rows, ids, public and secret keys; no audit
+    created = repository.insert_key(memory_db, project["id"], domain.new_key())
+    assert created["id"] == default_key["id"] + 1  # the id sequence is back where it was
 
 
 def test_the_journal_keeps_the_newest_entries_oldest_first(memory_db: Database) -> None:

@@ -10,7 +10,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from clientkeys import connexion_hooks, db, openapi
 from clientkeys.config import SETTINGS_KEY, Settings
 from clientkeys.handlers import _request
-from clientkeys.journal import JournalMiddleware, ValidatedMarker
+from clientkeys.journal import JournalMiddleware
 from clientkeys.resolver import OperationIdResolver
 from clientkeys.server import Api, build_app
 
@@ -40,7 +40,8 @@ def create_app(settings: Settings | None = None) -> FlaskApp:
     """Build the API from the spec. Fails loudly if an operationId has no handler.
 
     With an admin token set, the test controls of `spec/admin.json` are served too, and every
-    API request is journaled.
+    API request is journaled. Readiness (`/_health/?full`) checks that the database can be read
+    and written; with `settings.metrics`, `/metrics` is served.
     """
     settings = settings or Settings.from_env()
     db.init_db(settings.database)
@@ -54,10 +55,12 @@ def create_app(settings: Settings | None = None) -> FlaskApp:
         validate_requests=settings.validate_requests,
         max_body_bytes=settings.max_body_bytes,
         threads=settings.threads,
+        checks={"database": lambda: db.probe(settings.database)},
+        observe=True,
+        record_metrics=settings.metrics,
     )
     _request.init_app(app)
     if settings.admin_token:
-        app.add_middleware(ValidatedMarker, position=MiddlewarePosition.BEFORE_CONTEXT)
         app.add_middleware(
             JournalMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION, settings=settings
         )

@@ -15,7 +15,7 @@ from typing import Any
 from connexion.lifecycle import ConnexionRequest
 from starlette.concurrency import run_in_threadpool
 
-from clientkeys import db, repository
+from clientkeys import db, exchange, repository
 from clientkeys.config import settings_of
 from clientkeys.errors import NotAuthenticated, PermissionDenied
 
@@ -83,6 +83,9 @@ def verifier(
             if info is None:
                 raise NotAuthenticated(INVALID)
             request.scope[_CACHE] = info
+            this = exchange.of(request.scope)
+            if this is not None:
+                this.token_id = info["sub"]
         if scopes and not scopes & info["scopes"]:
             raise PermissionDenied()
         return info

@@ -78,6 +78,9 @@ class Settings:
     """Turns on the test controls under /__admin/ for this bearer token; off when unset."""
     journal_size: int = 1000
     """How many recent requests the test controls' journal keeps."""
+    metrics: bool = False
+    """Count requests, latency, validation failures, database errors and lock waits, and serve
+    them at /metrics (Prometheus text format)."""
 
     def __post_init__(self) -> None:
         if self.max_per_page > 100:
@@ -155,4 +158,5 @@ _CASTS: dict[str, Callable[[str, str], Any]] = {
     "threads": _positive_int,
     "admin_token": lambda _n, v: v,
     "journal_size": _positive_int,
+    "metrics": _bool,
 }

@@ -23,9 +23,9 @@ from connexion.validators import (
     JSONResponseBodyValidator,
     TextResponseBodyValidator,
 )
-from starlette.types import Scope
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from clientkeys import auth, validation
+from clientkeys import auth, exchange, validation
 
 HANDLER_THREAD_PREFIX = "clientkeys-handler"
 
@@ -65,6 +65,29 @@ def middlewares(validate_requests: bool) -> list[Any]:
     if validate_requests:
         return defaults
     return [m for m in defaults if m is not RequestValidationMiddleware]
+
+
+# Routing ----------------------------------------------------------------------------------------
+
+
+class OperationMarker:
+    """Tells the request's `Exchange` which operation it was routed to (for logs and metrics).
+    Added at `MiddlewarePosition.BEFORE_SECURITY`, right after routing.
+
+    Relies on: Connexion's `RoutingMiddleware` recording the matched operation's id in
+    `scope["extensions"]["connexion_routing"]["operation_id"]` before calling the next layer
+    (None when no route matched).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        this = exchange.of(scope)
+        if this is not None:
+            routing = scope.get("extensions", {}).get("connexion_routing", {})
+            this.operation_id = routing.get("operation_id")
+        await self.app(scope, receive, send)
 
 
 # Security ---------------------------------------------------------------------------------------

@@ -13,6 +13,8 @@ from pathlib import Path
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
+from clientkeys import metrics
+
 migrations = Migrations("clientkeys")
 BUSY_TIMEOUT_MS = 10_000
 
@@ -84,6 +86,17 @@ def init_db(path: Path | str) -> None:
         db.close()
 
 
+def probe(path: Path | str) -> None:
+    """Readiness: read the schema and write one row of the `health` table (a short write
+    transaction, as a request's), on this thread's connection. Raises what SQLite raised."""
+    with using(path) as database:
+        database.execute("SELECT count(*) FROM _sqlite_migrations").fetchone()
+        with write(database):
+            database.execute(
+                "INSERT OR REPLACE INTO health (id, checked) VALUES (1, ?)", [time.time()]
+            )
+
+
 def migrate(db: Database) -> None:
     """Apply every pending schema migration."""
     migrations.apply(db)
@@ -104,7 +117,7 @@ def write(db: Database) -> Iterator[Database]:
     holds it. SQLite's own busy handler would sleep in steps growing to 100 ms, which turns a
     queue of sub-millisecond writes into long latency tails.
     """
-    with _write_lock(db):
+    with _locked(_write_lock(db)):
         _begin_immediate(db.conn)
         try:
             yield db
@@ -124,22 +137,39 @@ def _write_lock(db: Database) -> threading.Lock:
     return lock
 
 
+@contextmanager
+def _locked(lock: threading.Lock) -> Iterator[None]:
+    """Hold `lock`; a wait for it (another thread of this process writes) is counted."""
+    if not lock.acquire(blocking=False):
+        started = time.monotonic()
+        lock.acquire()
+        metrics.lock_waited("process", time.monotonic() - started)
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 def _begin_immediate(conn: sqlite3.Connection) -> None:
-    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
-    pause = 0.0005
+    started = time.monotonic()
+    deadline = started + BUSY_TIMEOUT_MS / 1000
+    pause, waited = 0.0005, False
     conn.execute("PRAGMA busy_timeout = 0")
     try:
         while True:
             try:
                 conn.execute("BEGIN IMMEDIATE")
-                return
+                break
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) or time.monotonic() > deadline:
                     raise
+                waited = True
                 time.sleep(pause)
                 pause = min(pause * 1.5, 0.005)
     finally:
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    if waited:  # another process held SQLite's write lock
+        metrics.lock_waited("sqlite", time.monotonic() - started)
 
 
 @migrations()
@@ -225,3 +255,12 @@ def m003_request_journal(db: Database) -> None:
             date TEXT NOT NULL
         )"""
     )
+
+
+@migrations()
+def m004_health_and_start_state(db: Database) -> None:
+    # Readiness writes its one row here; no key is ever touched by a health check.
+    db.execute("CREATE TABLE health (id INTEGER PRIMARY KEY CHECK (id = 1), checked REAL)")
+    # The store as the server started (after --fixtures), restored by POST /__admin/reset:
+    # each table's rows as JSON, and the key id sequence.
+    db.execute("CREATE TABLE start_state (name TEXT PRIMARY KEY, data TEXT NOT NULL)")

@@ -7,16 +7,16 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from clientkeys import db, repository
+from clientkeys import db, exchange, repository
 from clientkeys.config import Settings
 
-ENTRY = "clientkeys.journal_entry"
 ADMIN_PREFIX = "/__admin"
 
 
 class JournalMiddleware:
     """Records every API request (not the test controls' own) before its response leaves, so
-    a client that reads the journal right after an answer finds that request in it."""
+    a client that reads the journal right after an answer finds that request in it. Whether
+    the request passed validation comes from its `Exchange` (`access.ValidatedMarker`)."""
 
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
@@ -26,18 +26,17 @@ class JournalMiddleware:
         if scope["type"] != "http" or scope["path"].startswith(ADMIN_PREFIX):
             await self.app(scope, receive, send)
             return
+        this = exchange.of(scope)
         entry: dict[str, Any] = {
             "method": scope["method"],
             "path": scope["path"],
             "query": scope.get("query_string", b"").decode("latin-1"),
-            "status": 500,
-            "validated": False,
         }
-        scope[ENTRY] = entry
 
         async def record_status(message: Message) -> None:
             if message["type"] == "http.response.start":
                 entry["status"] = message["status"]
+                entry["validated"] = this is not None and this.validated
                 await run_in_threadpool(self._write, entry)
             await send(message)
 
@@ -47,15 +46,3 @@ class JournalMiddleware:
         with db.using(self.settings.database) as database:
             repository.log_request(database, entry, self.settings.journal_size)
 
-
-class ValidatedMarker:
-    """Sits after Connexion's security and validation: reaching it means both passed."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        entry = scope.get(ENTRY)
-        if entry is not None:
-            entry["validated"] = True
-        await self.app(scope, receive, send)

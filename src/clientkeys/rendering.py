@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -17,7 +18,8 @@ from connexion.exceptions import ProblemException
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from starlette.exceptions import HTTPException
 
-from clientkeys import compiled
+from clientkeys import compiled, metrics
+from clientkeys.db import DatabaseUnavailable
 from clientkeys.errors import NOT_FOUND, ClientKeysError
 
 logger = logging.getLogger(__name__)
@@ -46,7 +48,7 @@ async def render_domain_error(_request: ConnexionRequest, exc: Exception) -> Con
     return json_response(exc.status, exc.body(), headers)
 
 
-def _allowed_methods(routes: Mapping[str, Sequence[str]], path: str) -> list[str] | None:
+def allowed_methods(routes: Mapping[str, Sequence[str]], path: str) -> list[str] | None:
     """The methods served on `path`, or None when no route matches it."""
     for template, methods in routes.items():
         if re.match("^" + re.sub(r"\{[^/]+\}", "[^/]+", template) + "$", path):
@@ -73,7 +75,7 @@ def install(app: FlaskApp, routes: Mapping[str, Sequence[str]]) -> None:
         headers = dict(exc.headers or {})
         detail = exc.detail
         if exc.status_code == 405:
-            allowed = _allowed_methods(routes, request.url.path)
+            allowed = allowed_methods(routes, request.url.path)
             if allowed is not None:
                 headers["Allow"] = ", ".join(allowed)
             detail = f'Method "{request.method}" not allowed.'
@@ -82,6 +84,8 @@ def install(app: FlaskApp, routes: Mapping[str, Sequence[str]]) -> None:
         return json_response(exc.status_code, {"detail": detail}, headers)
 
     async def render_crash(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
+        if isinstance(exc, sqlite3.Error | DatabaseUnavailable):
+            metrics.database_error(exc)
         logger.error("Unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
         return json_response(500, {"detail": "Internal Error"})
 

@@ -294,13 +294,54 @@ def delete_key(db: Database, row: Row) -> None:
 # Test controls ---------------------------------------------------------------------------
 
 
-def reset_store(db: Database) -> int:
-    """Delete every key, the audit log and the request journal; returns the keys deleted."""
+START_TABLES = ("organizations", "projects", "keys", "tokens")
+"""What the start state holds, in the order rows are put back (each after what it refers to)."""
+
+
+def save_start_state(db: Database) -> dict[str, int]:
+    """Remember the store as it is now (organizations, projects, keys with their ids, tokens,
+    the key id sequence) for `reset_store`; returns the rows saved per table."""
+    saved = {}
     with database.write(db):
-        deleted = db.execute("DELETE FROM keys").rowcount
-        db.execute("DELETE FROM audit_log")
-        db.execute("DELETE FROM request_log")
-    return int(deleted)
+        db.execute("DELETE FROM start_state")
+        for table in START_TABLES:
+            rows = _all(db, f"SELECT * FROM [{table}] ORDER BY id", [])
+            db.execute("INSERT INTO start_state (name, data) VALUES (?, ?)",
+                       [table, json.dumps(rows)])  # fmt: skip
+            saved[table] = len(rows)
+        sequence = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'keys'").fetchone()
+        db.execute("INSERT INTO start_state (name, data) VALUES ('sequence', ?)",
+                   [json.dumps(sequence[0] if sequence else 0)])  # fmt: skip
+    return saved
+
+
+def reset_store(db: Database) -> dict[str, Any]:
+    """Back to the saved start state (see `save_start_state`), audit log and journal emptied;
+    without one, delete every key, the audit log and the journal and keep the rest.
+
+    Returns the keys deleted and what the store holds afterwards."""
+    with database.write(db):
+        deleted = db.execute("SELECT count(*) FROM keys").fetchone()[0]
+        saved = dict(db.execute("SELECT name, data FROM start_state").fetchall())
+        for table in ("audit_log", "request_log", "keys"):
+            db.execute(f"DELETE FROM [{table}]")
+        if saved:
+            _restore(db, {name: json.loads(data) for name, data in saved.items()})
+        counts = {t: db.execute(f"SELECT count(*) FROM [{t}]").fetchone()[0] for t in START_TABLES}
+    return {"keysDeleted": int(deleted), "state": counts}
+
+
+def _restore(db: Database, saved: Mapping[str, Any]) -> None:
+    """Replace the start tables' rows with the saved ones (inside the caller's transaction)."""
+    for table in ("tokens", "projects", "organizations"):
+        db.execute(f"DELETE FROM [{table}]")
+    for table in START_TABLES:
+        for row in saved[table]:
+            columns = ", ".join(f"[{c}]" for c in row)
+            marks = ", ".join("?" for _ in row)
+            db.execute(f"INSERT INTO [{table}] ({columns}) VALUES ({marks})", list(row.values()))
+    db.execute("DELETE FROM sqlite_sequence WHERE name = 'keys'")
+    db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('keys', ?)", [saved["sequence"]])
 
 
 def log_request(db: Database, entry: Mapping[str, Any], keep: int) -> None:

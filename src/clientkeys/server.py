@@ -1,12 +1,13 @@
 """The one app builder: a Connexion FlaskApp serving specs with clientkeys' validation, errors,
-auth and guards, for `app.create_app` (the API and its test controls). The mock is not a
-Connexion app: it is `clientkeys.mocking`, an ASGI app of its own.
+auth and guards, the docs page and health endpoints, and optionally request ids, access logs and
+metrics, for `app.create_app` (the API and its test controls). The mock is not a Connexion
+app: it is `clientkeys.mocking`, an ASGI app of its own, with `ops.OpsMiddleware` in front.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +17,8 @@ from connexion.options import SwaggerUIOptions
 from connexion.resolver import Resolver
 from connexion.spec import Specification
 
-from clientkeys import connexion_hooks, openapi, rendering
+from clientkeys import connexion_hooks, openapi, ops, rendering
+from clientkeys.access import AccessMiddleware, ValidatedMarker
 from clientkeys.compiled import OrjsonJsonifier
 from clientkeys.guards import BodyLimitMiddleware, PathGuardMiddleware
 
@@ -37,10 +39,17 @@ def build_app(
     validate_requests: bool = True,
     max_body_bytes: int,
     threads: int | None = None,
+    checks: Mapping[str, ops.Check] | None = None,
+    observe: bool = False,
+    record_metrics: bool = False,
 ) -> FlaskApp:
     """A FlaskApp serving `apis` with strict validation, Sentry's error shape and messages, the
     `security` handler for bearer schemes, the body limit and path guards, compact JSON, and
     `threads` handler threads (None: a2wsgi's default).
+
+    In front of them: the docs page over `apis` and health (readiness runs `checks`), see
+    `ops`. With `observe`, every request gets an id and an access log line, and with
+    `record_metrics` it is counted too (`/metrics`), see `access`.
     """
     app = FlaskApp(
         __name__,
@@ -60,9 +69,36 @@ def build_app(
         )
     if threads is not None:
         connexion_hooks.limit_handler_threads(app, threads)
-    rendering.install(app, openapi.routes_of(api.spec for api in apis))
+    routes = openapi.routes_of(api.spec for api in apis)
+    rendering.install(app, routes)
+    # Outermost first: each later middleware at this position sits inside the earlier ones.
+    if observe:
+        app.add_middleware(
+            AccessMiddleware, MiddlewarePosition.BEFORE_EXCEPTION, record_metrics=record_metrics
+        )
+        app.add_middleware(connexion_hooks.OperationMarker, MiddlewarePosition.BEFORE_SECURITY)
+        app.add_middleware(ValidatedMarker, MiddlewarePosition.BEFORE_CONTEXT)
+    app.add_middleware(
+        ops.OpsMiddleware, MiddlewarePosition.BEFORE_EXCEPTION, specs=_docs_specs(apis),
+        checks=checks, serve_metrics=record_metrics, shadowed=_shadowed(routes),
+    )  # fmt: skip
     app.add_middleware(
         BodyLimitMiddleware, position=MiddlewarePosition.BEFORE_SWAGGER, max_bytes=max_body_bytes
     )
     app.add_middleware(PathGuardMiddleware, position=MiddlewarePosition.BEFORE_SWAGGER)
     return app
+
+
+def _docs_specs(apis: Sequence[Api]) -> list[tuple[str, str]]:
+    """Each served spec's title and its URL relative to the docs page."""
+    return [
+        (str(api.spec["info"]["title"]), f"..{api.spec.base_path}/openapi.json") for api in apis
+    ]
+
+
+def _shadowed(routes: Mapping[str, Sequence[str]]) -> frozenset[str]:
+    """The operations endpoints that a served spec defines itself (and so keeps)."""
+    return frozenset(
+        path for path in (ops.DOCS, ops.HEALTH, ops.METRICS)
+        if rendering.allowed_methods(routes, path) is not None
+    )  # fmt: skip

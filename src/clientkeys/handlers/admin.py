@@ -9,8 +9,8 @@ from clientkeys.handlers._request import get_db
 
 
 def reset_the_store() -> tuple[dict[str, Any], int]:
-    """POST /__admin/reset: empty the store; organizations, projects and tokens stay."""
-    return {"keysDeleted": repository.reset_store(get_db())}, 200
+    """POST /__admin/reset: back to the state the server started with (`--fixtures`)."""
+    return repository.reset_store(get_db()), 200
 
 
 def list_recent_requests(limit: int = 100) -> tuple[dict[str, Any], int]:
