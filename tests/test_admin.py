@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from sqlite_utils import Database
 
 from clientkeys import fixtures, repository
@@ -70,7 +69,7 @@ def test_reset_restores_what_the_fixtures_loaded(controlled_client: Any, store: 
     at_start = controlled.get(KEYS, headers=auth).json()
     controlled.delete(KEYS + f"{at_start[0]['id']}/", headers=auth)
     controlled.post(KEYS, json={"name": "later"}, headers=auth)
-    store.execute("DELETE FROM tokens WHERE label != 'fixtures'")
+    repository.insert_token(store, "acme", ["project:read"])
 
     response = controlled.post("/__admin/reset", headers=ADMIN)
 

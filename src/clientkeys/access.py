@@ -25,7 +25,7 @@ def request_id(scope: Scope) -> str:
     """The client's `X-Request-ID` if it is usable, else a new random one."""
     for name, value in scope["headers"]:
         if name == REQUEST_ID_HEADER and REQUEST_ID.fullmatch(value):
-            return value.decode("ascii")
+            return bytes(value).decode("ascii")
     return uuid.uuid4().hex
 
 
@@ -63,9 +63,7 @@ class AccessMiddleware:
 
     def _done(self, this: Exchange, scope: Scope, seconds: float) -> None:
         if self.record_metrics and not this.ops:
-            metrics.observe_request(
-                this.operation_id, this.status, seconds, this.validation_failed
-            )
+            metrics.observe_request(this.operation_id, this.status, seconds, this.validation_failed)
         if logger.isEnabledFor(logging.INFO):
             client = scope.get("client")
             _log(this, f"{client[0]}:{client[1]}" if client else "-", seconds * 1000)
@@ -96,4 +94,3 @@ class ValidatedMarker:
         if this is not None:
             this.validated = True
         await self.app(scope, receive, send)
-

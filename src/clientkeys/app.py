@@ -33,7 +33,7 @@ class SettingsMiddleware:
 def _api(settings: Settings, name: str) -> Api:
     spec = openapi.load_spec(settings.spec_dir, name)
     openapi.check_handlers(spec, HANDLERS)
-    return Api(spec, OperationIdResolver(HANDLERS))
+    return Api(spec, OperationIdResolver(HANDLERS), openapi.handler_operations(spec.spec, HANDLERS))
 
 
 def create_app(settings: Settings | None = None) -> FlaskApp:

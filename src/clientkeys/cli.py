@@ -9,7 +9,7 @@ import re
 import shlex
 import warnings
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,7 +20,7 @@ warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testcli
 
 from sqlite_utils import Database  # noqa: E402
 
-from clientkeys import __version__, contract, db, domain, fixtures, repository  # noqa: E402
+from clientkeys import __version__, contract, db, domain, fixtures, logs, repository, service  # noqa: E402  # noqa: E402
 from clientkeys.config import PREFIX, Settings, SettingsError, url_setting  # noqa: E402
 from clientkeys.contract import PHASES  # noqa: E402
 from clientkeys.errors import ClientKeysError  # noqa: E402
@@ -145,24 +145,55 @@ def main() -> None:
     """clientkeys: Sentry's Project Client Keys API, served from its OpenAPI contract."""
 
 
+LOG_LEVELS = ["critical", "error", "warning", "info", "debug"]
+
+
+class BearerToken(click.ParamType[str]):
+    """A token a client can send in `Authorization: Bearer <token>`: printable, no spaces."""
+
+    name = "token"
+
+    def convert(self, value: str, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        if not re.fullmatch(r"[!-~]+", value):
+            self.fail("must be printable ASCII without spaces (it travels in a header)", param, ctx)
+        return value
+
+
 @main.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
-@click.option("--port", "-p", default=8000, show_default=True, type=int, help="Port to bind.")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    envvar=f"{PREFIX}HOST",
+    help=f"Interface to bind. [env: {PREFIX}HOST]",
+)
+@click.option(
+    "--port",
+    "-p",
+    default=8000,
+    show_default=True,
+    envvar=f"{PREFIX}PORT",
+    type=click.IntRange(0, 65535),
+    help=f"Port to bind (0: any free port). [env: {PREFIX}PORT]",
+)
 @database_option
 @click.option(
     "--public-url",
     default=None,
+    type=HttpUrl(),
     help=f"URL clients reach the server at, e.g. behind a proxy. [env: {PREFIX}PUBLIC_URL;"
     " default: from each request's Host header]",
 )
 @click.option(
     "--ingest-url",
     default=None,
+    type=HttpUrl(),
     help=f"Base of every DSN URL. [env: {PREFIX}INGEST_URL; default: the public URL]",
 )
 @click.option(
     "--cdn-url",
     default=None,
+    type=HttpUrl(),
     help=f"JS SDK loader base URL. [env: {PREFIX}CDN_URL; default: <ingest URL>/js-sdk-loader/]",
 )
 @click.option(
@@ -170,8 +201,9 @@ def main() -> None:
     "-w",
     default=lambda: os.cpu_count() or 1,
     show_default="one per core",
+    envvar=f"{PREFIX}WORKERS",
     type=click.IntRange(min=1),
-    help="Worker processes.",
+    help=f"Worker processes. [env: {PREFIX}WORKERS]",
 )
 @click.option(
     "--threads",
@@ -190,6 +222,12 @@ def main() -> None:
     help=f"Check every request against the spec. Turn off only to measure what validation "
     f"costs. [env: {PREFIX}VALIDATE_REQUESTS; default: on]",
 )
+@click.option(
+    "--metrics/--no-metrics",
+    default=None,
+    help=f"Count requests, latency, validation failures, database errors and lock waits of "
+    f"every worker; serve them at /metrics. [env: {PREFIX}METRICS; default: off]",
+)
 @click.option("--demo", is_flag=True, help="Create demo data first (see `clientkeys demo`).")
 @click.option(
     "--fixtures",
@@ -201,14 +239,26 @@ def main() -> None:
 @click.option(
     "--admin-token",
     default=None,
-    help=f"Turn on the test controls under /__admin/ for this token. "
-    f"[env: {PREFIX}ADMIN_TOKEN; default: off]",
+    type=BearerToken(),
+    help=f"Turn on the test controls under /__admin/ for this token; /__admin/reset returns to "
+    f"the state the server started with. [env: {PREFIX}ADMIN_TOKEN; default: off]",
 )
 @click.option(
     "--log-level",
     default="info",
     show_default=True,
-    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+    envvar=f"{PREFIX}LOG_LEVEL",
+    type=click.Choice(LOG_LEVELS),
+    help=f"[env: {PREFIX}LOG_LEVEL]",
+)
+@click.option(
+    "--log-format",
+    default="text",
+    show_default=True,
+    envvar=f"{PREFIX}LOG_FORMAT",
+    type=click.Choice(logs.FORMATS),
+    help=f"`json`: one JSON object per line, access lines with request id, operationId, "
+    f"status, duration and token id. [env: {PREFIX}LOG_FORMAT]",
 )
 def serve(
     host: str,
@@ -221,14 +271,19 @@ def serve(
     threads: int | None,
     validate_responses: bool | None,
     validate_requests: bool | None,
+    metrics: bool | None,
     demo: bool,
     fixtures_file: Path | None,
     admin_token: str | None,
     log_level: str,
+    log_format: str,
 ) -> None:
-    """Serve the API with uvicorn."""
-    import uvicorn
+    """Serve the API with uvicorn.
 
+    Every setting is checked before a worker starts; a bad one stops the start with one line
+    and exit status 2 (a flag or variable that cannot be used) or 1 (the port is taken, the
+    database or the fixtures cannot be used).
+    """
     settings = load_settings(
         database=database,
         public_url=public_url,
@@ -238,7 +293,23 @@ def serve(
         validate_requests=validate_requests,
         threads=threads,
         admin_token=admin_token,
+        metrics=metrics,
     )
+    try:
+        service.check_settings(settings)
+        sock = service.listen(host, port)
+    except service.ServeError as exc:
+        raise click.ClickException(str(exc)) from None
+    with closing(sock):
+        _prepare_store(settings, fixtures_file, demo, f"http://{host}:{sock.getsockname()[1]}")
+        process = service.Process(host, port, workers, log_level, log_format)
+        service.run(settings, process, sock)
+
+
+def _prepare_store(settings: Settings, fixtures_file: Path | None, demo: bool, url: str) -> None:
+    """Migrate the database, load fixtures and demo data, and save the state that
+    `/__admin/reset` returns to."""
+    # Issue 9 adds the check that the database file is writable here, before any worker starts.
     with store(settings.database) as conn:
         if fixtures_file is not None:
             try:
@@ -248,17 +319,9 @@ def serve(
             counts = ", ".join(f"{n} {what}" for what, n in created.items())
             click.echo(f"Fixtures {fixtures_file}: created {counts}.")
         if demo:
-            _print_demo(conn, settings.public_url or f"http://{host}:{port}")
-    # Workers build their app from the environment: hand them the resolved settings there.
-    os.environ.update(settings.to_env())
-    uvicorn.run(
-        "clientkeys.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=log_level,
-    )
+            _print_demo(conn, settings.public_url or url)
+        if settings.admin_token:
+            repository.save_start_state(conn)
 
 
 @main.command()
@@ -386,7 +449,7 @@ def check(
     "--log-level",
     default="info",
     show_default=True,
-    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+    type=click.Choice(LOG_LEVELS),
 )
 def mock(
     spec_file: Path | None,

@@ -8,7 +8,7 @@ it in.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -71,22 +71,24 @@ def middlewares(validate_requests: bool) -> list[Any]:
 
 
 class OperationMarker:
-    """Tells the request's `Exchange` which operation it was routed to (for logs and metrics).
+    """Tells the request's `Exchange` the operationId it was routed to (for logs and metrics).
     Added at `MiddlewarePosition.BEFORE_SECURITY`, right after routing.
 
-    Relies on: Connexion's `RoutingMiddleware` recording the matched operation's id in
-    `scope["extensions"]["connexion_routing"]["operation_id"]` before calling the next layer
-    (None when no route matched).
+    Relies on: Connexion's `RoutingMiddleware` recording the matched operation in
+    `scope["extensions"]["connexion_routing"]["operation_id"]` before calling the next layer,
+    as the name its resolver gave it (None when no route matched); `operation_ids` maps those
+    names back to the spec's operationIds.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, operation_ids: Mapping[str, str]) -> None:
         self.app = app
+        self.operation_ids = operation_ids
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         this = exchange.of(scope)
         if this is not None:
-            routing = scope.get("extensions", {}).get("connexion_routing", {})
-            this.operation_id = routing.get("operation_id")
+            resolved = scope.get("extensions", {}).get("connexion_routing", {}).get("operation_id")
+            this.operation_id = self.operation_ids.get(resolved, resolved)
         await self.app(scope, receive, send)
 
 

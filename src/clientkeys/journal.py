@@ -45,4 +45,3 @@ class JournalMiddleware:
     def _write(self, entry: dict[str, Any]) -> None:
         with db.using(self.settings.database) as database:
             repository.log_request(database, entry, self.settings.journal_size)
-

@@ -51,7 +51,10 @@ def config(log_format: str, level: str) -> dict[str, Any]:
         formatters: dict[str, Any] = {"default": {"()": JsonFormatter}}
     else:
         formatters = {
-            "default": {"()": "uvicorn.logging.DefaultFormatter", "fmt": "%(levelprefix)s %(message)s"}
+            "default": {
+                "()": "uvicorn.logging.DefaultFormatter",
+                "fmt": "%(levelprefix)s %(message)s",
+            }
         }
     level = level.upper()
     return {

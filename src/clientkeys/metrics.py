@@ -49,27 +49,36 @@ def enable() -> None:
     registry = None if multiprocess else CollectorRegistry()
     _metrics = _Metrics(
         requests=Counter(
-            "clientkeys_requests", "API requests answered, by operationId and status.",
-            ["operation", "status"], registry=registry,
+            "clientkeys_requests",
+            "API requests answered, by operationId and status.",
+            ["operation", "status"],
+            registry=registry,
         ),
         latency=Histogram(
             "clientkeys_request_duration_seconds",
             "Time from a request's arrival to the end of its response, by operationId.",
-            ["operation"], buckets=LATENCY_BUCKETS, registry=registry,
+            ["operation"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
         ),
         validation_failures=Counter(
             "clientkeys_validation_failures",
             "Requests refused by request validation (bad parameters, body, media type, size).",
-            ["operation"], registry=registry,
+            ["operation"],
+            registry=registry,
         ),
         database_errors=Counter(
-            "clientkeys_database_errors", "Requests that failed on a database error, by error.",
-            ["error"], registry=registry,
+            "clientkeys_database_errors",
+            "Requests that failed on a database error, by error.",
+            ["error"],
+            registry=registry,
         ),
         lock_wait=Histogram(
             "clientkeys_lock_wait_seconds",
             "Waits for the write lock: `process` (threads of one worker), `sqlite` (workers).",
-            ["lock"], buckets=LOCK_BUCKETS, registry=registry,
+            ["lock"],
+            buckets=LOCK_BUCKETS,
+            registry=registry,
         ),
         registry=registry,
         multiprocess=multiprocess,
@@ -114,7 +123,7 @@ def exposition() -> tuple[bytes, str]:
     registry = _metrics.registry
     if _metrics.multiprocess:
         registry = CollectorRegistry()
-        MultiProcessCollector(registry)
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     return generate_latest(registry), CONTENT_TYPE_LATEST
 
 

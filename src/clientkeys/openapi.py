@@ -66,6 +66,15 @@ def check_handlers(spec: Mapping[str, Any], package: str) -> None:
             )
 
 
+def handler_operations(spec: Mapping[str, Any], package: str) -> dict[str, str]:
+    """Each operation's handler (as Connexion names the operation it routed to) -> the spec's
+    operationId."""
+    return {
+        f"{package}.{handler_name(operation['operationId'])}": operation["operationId"]
+        for _path, _method, operation in operations(spec)
+    }
+
+
 # Examples --------------------------------------------------------------------------------------
 
 

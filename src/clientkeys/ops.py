@@ -117,7 +117,9 @@ class OpsMiddleware:
         if this is not None:
             this.ops = True
         if scope["method"] not in ("GET", "HEAD"):
-            response = _detail(405, f'Method "{scope["method"]}" not allowed.', {"Allow": "GET, HEAD"})
+            response = _detail(
+                405, f'Method "{scope["method"]}" not allowed.', {"Allow": "GET, HEAD"}
+            )
         else:
             response = await handler(scope)
         await response(scope, receive, send)

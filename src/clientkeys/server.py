@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from connexion import FlaskApp
@@ -25,10 +25,12 @@ from clientkeys.guards import BodyLimitMiddleware, PathGuardMiddleware
 
 @dataclass(frozen=True)
 class Api:
-    """One spec to serve (loaded with `openapi.load`) and what resolves its operations."""
+    """One spec to serve (loaded with `openapi.load`) and what resolves its operations;
+    `operation_ids` maps the resolved names back to the spec's operationIds (for logs)."""
 
     spec: Specification
     resolver: Resolver
+    operation_ids: Mapping[str, str] = field(default_factory=dict)
 
 
 def build_app(
@@ -76,7 +78,10 @@ def build_app(
         app.add_middleware(
             AccessMiddleware, MiddlewarePosition.BEFORE_EXCEPTION, record_metrics=record_metrics
         )
-        app.add_middleware(connexion_hooks.OperationMarker, MiddlewarePosition.BEFORE_SECURITY)
+        app.add_middleware(
+            connexion_hooks.OperationMarker, MiddlewarePosition.BEFORE_SECURITY,
+            operation_ids={k: v for api in apis for k, v in api.operation_ids.items()},
+        )  # fmt: skip
         app.add_middleware(ValidatedMarker, MiddlewarePosition.BEFORE_CONTEXT)
     app.add_middleware(
         ops.OpsMiddleware, MiddlewarePosition.BEFORE_EXCEPTION, specs=_docs_specs(apis),

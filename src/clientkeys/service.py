@@ -1,0 +1,79 @@
+"""`clientkeys serve` as a process: what is checked before any worker starts, the listening
+socket (bound once, here, so that a busy port is named), logging, the metrics folder, and
+uvicorn's workers, which build the app from the environment (`app.create_app`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+from clientkeys import logs, metrics, openapi
+from clientkeys.config import PREFIX, Settings
+
+APP = "clientkeys.app:create_app"
+logger = logging.getLogger(__name__)
+
+
+class ServeError(Exception):
+    """The server cannot start; the message says why in one line."""
+
+
+@dataclass(frozen=True)
+class Process:
+    """How the serving process runs: where it listens, how many workers, how it logs."""
+
+    host: str
+    port: int
+    workers: int
+    log_level: str = "info"
+    log_format: str = "text"
+
+
+def check_settings(settings: Settings) -> None:
+    """What the settings name must exist (the flags and variables were parsed already)."""
+    if not (settings.spec_dir / openapi.SPEC_FILE).is_file():
+        raise ServeError(
+            f"{PREFIX}SPEC_DIR {str(settings.spec_dir)!r} holds no {openapi.SPEC_FILE}"
+        )
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A socket bound to host:port, for every worker to accept on; ServeError names the
+    address when it is taken, not ours to take, or not an address at all."""
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        reason = (exc.strerror or str(exc)).lower()
+        raise ServeError(f"cannot listen on {where}: {reason}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def run(settings: Settings, process: Process, sock: socket.socket) -> None:
+    """Serve on `sock` until stopped: one worker in this process, or `process.workers`."""
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    config = uvicorn.Config(
+        APP, factory=True, host=process.host, port=sock.getsockname()[1],
+        workers=process.workers, log_level=process.log_level, access_log=False,
+        log_config=logs.config(process.log_format, process.log_level),
+    )  # fmt: skip
+    host, port = sock.getsockname()[:2]
+    url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    logger.info("Serving on %s with %d worker(s) (Press CTRL+C to quit)", url, process.workers)
+    # Workers build their app from the environment: hand them the resolved settings there.
+    os.environ.update(settings.to_env())
+    with metrics.multiprocess_directory() if settings.metrics else nullcontext():
+        if process.workers > 1:
+            Multiprocess(config, sockets=[sock]).run()
+        else:
+            uvicorn.Server(config).run(sockets=[sock])
