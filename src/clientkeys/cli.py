@@ -300,9 +300,10 @@ def serve(
         sock = service.listen(host, port)
     except service.ServeError as exc:
         raise click.ClickException(str(exc)) from None
+    process = service.Process(host, port, workers, log_level, log_format)
     with closing(sock):
+        service.configure_logging(process)
         _prepare_store(settings, fixtures_file, demo, f"http://{host}:{sock.getsockname()[1]}")
-        process = service.Process(host, port, workers, log_level, log_format)
         service.run(settings, process, sock)
 
 
@@ -317,7 +318,7 @@ def _prepare_store(settings: Settings, fixtures_file: Path | None, demo: bool, u
             except fixtures.FixturesError as exc:
                 raise click.ClickException(str(exc)) from None
             counts = ", ".join(f"{n} {what}" for what, n in created.items())
-            click.echo(f"Fixtures {fixtures_file}: created {counts}.")
+            service.logger.info("Fixtures %s: created %s.", fixtures_file, counts)
         if demo:
             _print_demo(conn, settings.public_url or url)
         if settings.admin_token:

@@ -6,6 +6,7 @@ uvicorn's workers, which build the app from the environment (`app.create_app`).
 from __future__ import annotations
 
 import logging
+import logging.config
 import os
 import socket
 from contextlib import nullcontext
@@ -55,6 +56,11 @@ def listen(host: str, port: int) -> socket.socket:
         raise ServeError(f"cannot listen on {where}: {reason}") from None
     sock.set_inheritable(True)
     return sock
+
+
+def configure_logging(process: Process) -> None:
+    """Log as the workers will (uvicorn applies the same configuration in each)."""
+    logging.config.dictConfig(logs.config(process.log_format, process.log_level))
 
 
 def run(settings: Settings, process: Process, sock: socket.socket) -> None:
