@@ -7,7 +7,7 @@ PORT   ?= 8000
 SPEC   := spec/openapi.json spec/admin.json
 
 .DEFAULT_GOAL := help
-.PHONY: help install run serve mock contract bench bench-mock test unit lint fmt spec fuzz db smoke clean
+.PHONY: help install browser run serve mock contract bench bench-mock test unit lint fmt spec fuzz db smoke clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -19,6 +19,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP) ## Create .venv and install clientkeys with its test tools
+
+browser: ## Install Debian's chromium for the docs page test (Playwright drives it; it downloads none)
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 
 run: install ## Set up, create demo data (printed) and serve on http://127.0.0.1:$(PORT)
 	$(BIN)/clientkeys serve --demo --port $(PORT)
@@ -56,10 +59,10 @@ bench-mock: install ## clientkeys mock vs Stoplight Prism (npm) on 3 specs; writ
 db: install ## Create the database or apply pending migrations
 	$(BIN)/clientkeys init-db
 
-test: install lint spec ## Set up and run everything: lint, spec check, the whole suite
+test: install browser lint spec ## Set up and run everything: lint, spec check, the whole suite
 	$(BIN)/pytest -n 2
 
-unit: install ## Run the test suite only
+unit: install browser ## Run the test suite only
 	$(BIN)/pytest -n 2
 
 lint: install ## ruff format --check, ruff check, mypy, lint-imports (the README's layers)

@@ -39,8 +39,14 @@ Check = Callable[[], None]
 
 def docs_page(specs: Sequence[tuple[str, str]]) -> str:
     """Swagger UI over `specs` ((name, URL relative to /docs/), first shown first)."""
+    # One spec: Swagger UI's plain layout; several: its top bar, with a menu to pick one.
+    chosen: dict[str, Any] = (
+        {"url": specs[0][1], "layout": "BaseLayout"}
+        if len(specs) == 1
+        else {"urls": [{"name": n, "url": u} for n, u in specs], "layout": "StandaloneLayout"}
+    )
     options = {
-        "urls": [{"name": name, "url": url} for name, url in specs],
+        **chosen,
         "dom_id": "#swagger-ui",
         "deepLinking": True,
         "persistAuthorization": True,
@@ -64,7 +70,6 @@ def docs_page(specs: Sequence[tuple[str, str]]) -> str:
     window.ui = SwaggerUIBundle({{
       ...options,
       presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
-      layout: options.urls.length > 1 ? "StandaloneLayout" : "BaseLayout",
     }});
   </script>
 </body>
