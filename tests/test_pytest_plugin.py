@@ -22,3 +22,41 @@ def test_usage_suite_passes_in_parallel_with_its_own_servers(tmp_path: Path) -> 
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     tests = len(re.findall(r"^def test_", (USAGE / "test_with_clientkeys.py").read_text(), re.M))
     assert f"{tests} passed" in result.stdout
+
+
+STRICT_SUITE = {
+    "pyproject.toml": '[tool.pytest.ini_options]\nfilterwarnings = ["error"]\n',
+    "test_strict.py": """
+import requests
+
+
+def test_a_real_server(clientkeys_server):
+    created = requests.post(clientkeys_server.keys_url, json={"name": "CI"},
+                            headers=clientkeys_server.headers("write"))
+    assert created.status_code == 201
+    assert [e["status"] for e in clientkeys_server.journal()] == [201]
+
+
+def test_the_app_in_process(clientkeys_app):
+    app = clientkeys_app
+    created = app.client.post(app.keys_url, json={"name": "CI"}, headers=app.headers("write"))
+    assert created.status_code == 201
+    listed = app.client.get(app.keys_url, headers=app.headers("read")).json()
+    assert [key["name"] for key in listed] == ["CI"]
+    app.reset()
+    assert app.client.get(app.keys_url, headers=app.headers("read")).json() == []
+""",
+}
+
+
+def test_a_suite_that_turns_warnings_into_errors_uses_both_fixtures(tmp_path: Path) -> None:
+    for name, text in STRICT_SUITE.items():
+        (tmp_path / name).write_text(text)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
+         "--basetemp", str(tmp_path / "base")],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert "2 passed" in result.stdout and "warning" not in result.stdout.lower()

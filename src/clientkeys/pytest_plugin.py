@@ -8,6 +8,8 @@ Installed with clientkeys (entry point `pytest11`); its fixtures are there in an
 - `clientkeys_app`: the same API in process (no socket, no subprocess), a fresh database per
   test; `.client` is a Starlette test client with the `requests` API.
 
+Both work in suites that turn warnings into errors (`-W error`, `filterwarnings = ["error"]`).
+
 Both hand the test a `ClientKeys`: `base_url`, `org`, `project`, `keys_url`, `tokens`
 ("read", "write", "admin"), `headers(kind)`, `reset()` and `journal()`.
 """
@@ -24,6 +26,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -168,19 +171,34 @@ def clientkeys_server(clientkeys_live_server: ClientKeys) -> ClientKeys:
     return clientkeys_live_server
 
 
+@contextmanager
+def _quiet_dependencies() -> Iterator[None]:
+    """Silence the warnings clientkeys' own dependencies raise when the app is imported and
+    built (Connexion's use of jsonschema's RefResolver, Starlette's test client on httpx), so
+    that a suite run with `-W error` or `filterwarnings = ["error"]` sees none of them."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module="connexion")
+        warnings.filterwarnings("ignore", message=".*RefResolver.*", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
+        yield
+
+
 @pytest.fixture
 def clientkeys_app(tmp_path: Path) -> Iterator[ClientKeys]:
     """The API in process with a fresh database: fast, no socket. Use `.client`."""
-    from clientkeys import db, fixtures
-    from clientkeys.app import create_app
-    from clientkeys.config import Settings
+    with _quiet_dependencies():
+        from clientkeys import db, fixtures, repository
+        from clientkeys.app import create_app
+        from clientkeys.config import Settings
 
-    tokens, admin_token = new_tokens(), secrets.token_hex(16)
-    settings = Settings(database=tmp_path / "clientkeys.db", admin_token=admin_token)
-    app = create_app(settings)
-    with db.connect(settings.database) as conn:
-        fixtures.apply(conn, fixtures_for(tokens))
-    with app.test_client() as client:
+        tokens, admin_token = new_tokens(), secrets.token_hex(16)
+        settings = Settings(database=tmp_path / "clientkeys.db", admin_token=admin_token)
+        app = create_app(settings)
+        with db.connect(settings.database) as conn:
+            fixtures.apply(conn, fixtures_for(tokens))
+            repository.save_start_state(conn)
+        client_context = app.test_client()
+    with client_context as client:
         yield ClientKeys(
             base_url="http://testserver", tokens=tokens, admin_token=admin_token, client=client
         )
