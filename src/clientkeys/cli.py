@@ -307,6 +307,25 @@ def serve(
         service.run(settings, process, sock)
 
 
+@main.command()
+@click.option(
+    "--url",
+    default=None,
+    help=f"The server to ask. [default: http://127.0.0.1:${PREFIX}PORT, or port 8000]",
+)
+@click.option("--timeout", default=3.0, show_default=True, type=click.FloatRange(min=0.1))
+def health(url: str | None, timeout: float) -> None:
+    """Ask a running server whether it is ready (GET /_health/?full); exit 0 if so, else 1.
+
+    For a container's health check: it needs no curl, and no token.
+    """
+    url = url or f"http://127.0.0.1:{os.environ.get(f'{PREFIX}PORT') or 8000}"
+    problem = service.readiness(url, timeout)
+    if problem is not None:
+        raise click.ClickException(f"{url} is not ready: {problem}")
+    click.echo(f"{url} is ready.")
+
+
 def _prepare_store(settings: Settings, fixtures_file: Path | None, demo: bool, url: str) -> None:
     """Migrate the database, load fixtures and demo data, and save the state that
     `/__admin/reset` returns to."""

@@ -25,8 +25,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path

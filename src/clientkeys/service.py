@@ -58,6 +58,26 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+def readiness(url: str, timeout: float) -> str | None:
+    """None when the server at `url` answers its readiness check (`/_health/?full`) with 200;
+    otherwise what is wrong, in one line."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{url.rstrip('/')}/_health/?full", timeout=timeout):
+            return None
+    except urllib.error.HTTPError as exc:
+        try:
+            problems = json.loads(exc.read())["problems"]
+        except (ValueError, KeyError, TypeError):
+            problems = [f"HTTP {exc.code}"]
+        return "; ".join(problems)
+    except OSError as exc:
+        return f"nothing answers at {url}: {getattr(exc, 'reason', exc)}"
+
+
 def configure_logging(process: Process) -> None:
     """Log as the workers will (uvicorn applies the same configuration in each)."""
     logging.config.dictConfig(logs.config(process.log_format, process.log_level))
