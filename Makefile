@@ -7,7 +7,7 @@ PORT   ?= 8000
 SPEC   := spec/openapi.json spec/admin.json
 
 .DEFAULT_GOAL := help
-.PHONY: help install browser run serve mock contract bench bench-mock test unit lint fmt spec fuzz db smoke clean
+.PHONY: help install browser run serve mock contract bench bench-mock test unit lint fmt spec fuzz db smoke container clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -83,6 +83,9 @@ fuzz: install ## A longer Schemathesis run (CONTRACT_EXAMPLES=500)
 
 smoke: ## Install clientkeys without extras in a scratch venv: it serves; check and mock name their extras
 	PYTHON=$(PYTHON) .ci/smoke
+
+container: ## Replay the Containerfile's steps in a scratch venv, serving as an unprivileged user
+	.ci/container
 
 clean: ## Remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
