@@ -1,5 +1,5 @@
-"""`make bench`: clientkeys with validation on, with validation off, and a bare-Flask ceiling,
-measured side by side and interleaved in one run, with wrk over loopback.
+"""`make bench`: clientkeys with validation on (and with --metrics), with validation off, and a
+bare-Flask ceiling, measured side by side and interleaved in one run, with wrk over loopback.
 
 Prints one table with ratios to the ceiling and writes it to bench/results.md with the machine
 and versions. BENCH_SECONDS (default 5) sets the length of each measurement.
@@ -164,6 +164,9 @@ def servers(folder: Path, database: Path) -> list[Server]:
     configs: list[tuple[str, list[str], dict[str, str]]] = [
         ("clientkeys, validation on",
          [str(BIN / "clientkeys"), "serve", "--workers", "2", "--log-level", "warning"], {}),
+        ("clientkeys, validation on, --metrics",
+         [str(BIN / "clientkeys"), "serve", "--workers", "2", "--log-level", "warning",
+          "--metrics"], {}),
         ("clientkeys, validation off",
          [str(BIN / "clientkeys"), "serve", "--workers", "2", "--log-level", "warning",
           "--no-validate-responses", "--no-validate-requests"], {}),
