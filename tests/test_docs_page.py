@@ -1,7 +1,7 @@
 """The docs page in a real browser: Debian's chromium (installed by `make test`), driven by
 Playwright, against a real `clientkeys serve`. It lists the five operations, takes a bearer
 token through "Authorize", runs "list keys" from the page and shows the 200. A screenshot is
-written to reports/docs-page.png."""
+written to reports/docs-page-serve.png (and -mock.png: the mock serves the same page)."""
 
 from __future__ import annotations
 
@@ -28,14 +28,17 @@ TOKEN = "sntrys_ci_admin_token"
 TIMEOUT_MS = 20_000
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+@pytest.fixture(scope="module", params=["serve", "mock"])
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """`clientkeys serve` with the CI fixtures, and `clientkeys mock` of the same spec."""
     folder = tmp_path_factory.mktemp("docs")
     port = free_port()
-    command = [
-        sys.executable, "-m", "clientkeys", "serve", "--port", str(port), "--workers", "1",
-        "--database", str(folder / "x.db"), "--fixtures", str(FIXTURES), "--log-level", "warning",
-    ]  # fmt: skip
+    command = [sys.executable, "-m", "clientkeys", request.param, "--port", str(port),
+               "--workers", "1", "--log-level", "warning"]  # fmt: skip
+    if request.param == "serve":
+        command += ["--database", str(folder / "x.db"), "--fixtures", str(FIXTURES)]
     with serving(command, port, folder / "server.log") as url:
         yield url
 
@@ -60,8 +63,9 @@ def page(browser: Browser) -> Iterator[Page]:
 
 
 def test_the_docs_page_lists_the_operations_and_runs_list_keys_with_a_token(
-    server: str, page: Page
+    server: str, page: Page, request: pytest.FixtureRequest
 ) -> None:
+    kind = request.node.callspec.params["server"]
     spec = openapi.load_spec(SPEC_DIR).spec
     expected = sorted((method.upper(), path) for path, method, _ in openapi.operations(spec))
     assert len(expected) == 5
@@ -93,7 +97,8 @@ def test_the_docs_page_lists_the_operations_and_runs_list_keys_with_a_token(
 
     live = listing.locator(".live-responses-table")
     expect(live.locator("tbody .response-col_status")).to_have_text("200", timeout=TIMEOUT_MS)
-    expect(live.locator("tbody .response-col_description")).to_contain_text('"name": "Browser"')
+    body = live.locator("tbody .response-col_description")
+    expect(body).to_contain_text('"name": "Browser"' if "serve" in kind else '"dsn": {')
     expect(listing.locator(".curl-command")).to_contain_text(f"Authorization: Bearer {TOKEN}")
     REPORTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(REPORTS / "docs-page.png"), full_page=True)
+    page.screenshot(path=str(REPORTS / f"docs-page-{kind}.png"), full_page=True)

@@ -14,12 +14,13 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlite_utils import Database
+from starlette.testclient import TestClient
 
 from clientkeys import db, metrics
 from clientkeys.app import create_app
 from clientkeys.config import Settings
 from clientkeys.logs import ACCESS_LOGGER, JsonFormatter
-from clientkeys.mock import create_mock_app
+from clientkeys.mock import create_mock_app, served
 from conftest import KEYS_URL, SEEDED_KEYS, World, assert_error
 
 LIST = "List a Project's Client Keys"
@@ -114,13 +115,40 @@ def test_docs_page_lists_the_test_controls_when_they_are_on(metered: Any) -> Non
     assert '"url": "../openapi.json"' in page and '"url": "../__admin/openapi.json"' in page
 
 
-def test_the_mock_serves_the_docs_page_and_liveness(settings: Settings) -> None:
-    app = create_mock_app(settings.spec_dir / "openapi.json")
-    with app.test_client() as client:
-        assert client.get("/docs/").status_code == 200
+def test_the_mock_serves_the_docs_page_over_its_spec_files_and_liveness(
+    settings: Settings,
+) -> None:
+    app = served(create_mock_app(settings.spec_dir / "openapi.json"))
+    with TestClient(app) as client:
+        page = client.get("/docs/")
+        assert page.status_code == 200 and '"url": "spec/openapi.json"' in page.text
         assert client.get("/docs/swagger-ui-bundle.js").status_code == 200
+        root = client.get("/docs/spec/openapi.json").json()
+        assert root["info"]["title"].startswith("clientkeys")
+        ref = root["paths"]["/api/0/projects/{organization_slug}/{project_slug}/keys/"]["$ref"]
+        assert client.get(f"/docs/spec/{ref.split('#')[0]}").status_code == 200
         assert client.get("/_health/?full").json() == {"problems": [], "healthy": {}}
-        assert_error(client.get("/metrics"), 404)
+        assert client.get("/metrics").status_code == 404
+        assert client.get(KEYS_URL, headers={"Authorization": "Bearer x"}).status_code == 200
+
+
+def test_a_mocked_spec_keeps_its_own_metrics_and_health_paths_and_is_tried_on_the_mock(
+    tmp_path: Path,
+) -> None:
+    spec = {
+        "openapi": "3.0.3", "info": {"title": "Ops", "version": "1"},
+        "servers": [{"url": "https://api.example.com/v1", "description": "production"}],
+        "paths": {p: {"get": {"responses": {"200": {"description": "mine",
+                  "content": {"text/plain": {"example": "mine"}}}}}}
+                  for p in ("/metrics", "/_health/")},
+    }  # fmt: skip
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    with TestClient(served(create_mock_app(tmp_path / "spec.json"))) as client:
+        assert client.get("/v1/metrics").text == "mine"
+        assert client.get("/v1/_health/").text == "mine"
+        assert client.get("/docs/").status_code == 200
+        served_spec = client.get("/docs/spec/spec.json").json()  # "Try it out" calls the mock
+        assert served_spec["servers"] == [{"url": "/v1", "description": "production"}]
 
 
 # Request ids and access records ---------------------------------------------------------------

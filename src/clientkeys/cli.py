@@ -511,7 +511,7 @@ def mock(
     options: dict[str, Any] = {"host": host, "port": port, "log_level": log_level,
                                "timeout_graceful_shutdown": mocking.SHUTDOWN_SECONDS}  # fmt: skip
     if workers == 1:
-        uvicorn.run(app, **options)
+        uvicorn.run(mocking.served(app), **options)
         return
     os.environ.update(mocking.env_of(spec_file, accepted, cors))
     uvicorn.run("clientkeys.mock:app_from_env", factory=True, workers=workers, **options)

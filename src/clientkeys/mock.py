@@ -15,11 +15,19 @@ Several preferences combine: `Prefer: code=400, example=field, delay=100`. The e
 
 from __future__ import annotations
 
+import functools
+import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
 
+from starlette.types import ASGIApp
+
+from clientkeys import ops
 from clientkeys.mocking import responses
 from clientkeys.mocking.asgi import ErrorDialect, MockApp
 from clientkeys.mocking.document import Document, SpecError
@@ -73,6 +81,44 @@ def _dialect(spec_file: Path) -> type[ErrorDialect]:
     return ErrorDialect
 
 
+def served(app: MockApp) -> ASGIApp:
+    """The mock behind the operations endpoints (`ops`): the docs page over its spec, whose
+    files are served under /docs/spec/ as JSON (relative `$ref`s resolve there), and
+    liveness. A path the spec defines itself stays the mock's."""
+    document = app.document
+    folder = document.path.parent
+    files: dict[str, Callable[[], bytes]] = {}
+    for uri, data in document.files.items():
+        path = Path(unquote(urlparse(uri).path))
+        if path.is_relative_to(folder):
+            name = f"spec/{path.relative_to(folder).as_posix()}"
+            served_data = _on_this_server(data) if uri == document.uri else data
+            files[name] = functools.cache(partial(_as_json, served_data))
+    info = document.root.get("info") if isinstance(document.root, dict) else None
+    title = str((info or {}).get("title") or document.path.name)
+    taken = frozenset(p for p in (ops.DOCS, ops.HEALTH, ops.METRICS) if app.index.router.match(p))
+    return ops.OpsMiddleware(
+        app, specs=[(title, f"spec/{document.path.name}")], documents=files, shadowed=taken
+    )
+
+
+def _on_this_server(root: Any) -> Any:
+    """The root document with each server reduced to its path, so that the docs page's "Try
+    it out" calls this mock (which serves every server's base path), not the real API."""
+    if not isinstance(root, dict) or not isinstance(root.get("servers"), list):
+        return root
+    servers = [
+        {**server, "url": urlparse(str(server.get("url", ""))).path or "/"}
+        for server in root["servers"]
+        if isinstance(server, dict)
+    ]
+    return {**root, "servers": servers}
+
+
+def _as_json(data: Any) -> bytes:
+    return json.dumps(data, default=str).encode()
+
+
 def create_mock_app(
     spec_file: Path,
     tokens: Tokens = None,
@@ -112,7 +158,7 @@ def env_of(spec_file: Path, tokens: Tokens, cors: bool) -> dict[str, str]:
     return env
 
 
-def app_from_env() -> MockApp:
+def app_from_env() -> ASGIApp:
     """The mock that `clientkeys mock --workers N` starts in each worker (from environment)."""
     listed = os.environ.get(ENV_TOKENS)
     tokens: Mapping[str, frozenset[str]] | None = None
@@ -121,6 +167,8 @@ def app_from_env() -> MockApp:
             token: frozenset(filter(None, scopes.split(",")))
             for token, _, scopes in (entry.partition("=") for entry in listed.split(" "))
         }
-    return create_mock_app(
-        Path(os.environ[ENV_SPEC]), tokens, cors=os.environ.get(ENV_CORS, "true") == "true"
+    return served(
+        create_mock_app(
+            Path(os.environ[ENV_SPEC]), tokens, cors=os.environ.get(ENV_CORS, "true") == "true"
+        )
     )

@@ -85,21 +85,24 @@ def _detail(status: int, detail: str, headers: Mapping[str, str] | None = None) 
 class OpsMiddleware:
     """Answers the operations endpoints and passes everything else to `app`.
 
-    `specs` lists the documents the docs page shows, `checks` what readiness runs (on a worker
-    thread), `serve_metrics` turns `/metrics` on. A path in `shadowed` is left to the app: a
-    mocked spec that has its own `/metrics` keeps it.
+    `specs` lists the documents the docs page shows, `documents` files it serves under
+    /docs/ for them (name -> a function giving the JSON), `checks` what readiness runs (on a
+    worker thread), `serve_metrics` turns `/metrics` on. A path in `shadowed` is left to the
+    app: a mocked spec that has its own `/metrics` keeps it.
     """
 
     def __init__(
         self,
         app: ASGIApp,
         specs: Sequence[tuple[str, str]],
+        documents: Mapping[str, Callable[[], bytes]] | None = None,
         checks: Mapping[str, Check] | None = None,
         serve_metrics: bool = False,
         shadowed: frozenset[str] = frozenset(),
     ) -> None:
         self.app = app
         self.page = docs_page(specs)
+        self.documents = dict(documents or {})
         self.checks = dict(checks or {})
         self.routes: dict[str, Callable[[Scope], Any]] = {
             DOCS: self._docs, HEALTH: self._health,
@@ -137,6 +140,9 @@ class OpsMiddleware:
             return Response(self.page, media_type="text/html")
         if name in DOCS_ASSETS:
             return FileResponse(swagger_ui_path / name)
+        if name in self.documents:
+            body = await run_in_threadpool(self.documents[name])
+            return Response(body, media_type="application/json")
         return _detail(404, "The requested resource does not exist")
 
     async def _health(self, scope: Scope) -> Response:

@@ -114,7 +114,7 @@ def free_port() -> int:
 
 @contextmanager
 def serving(command: list[str], port: int, log: Path) -> Iterator[str]:
-    """Run a server command until the block ends; yields its URL once /openapi.json answers.
+    """Run a server command until the block ends; yields its URL once it answers.
 
     Its output goes to `log`, which a start failure quotes."""
     url = f"http://127.0.0.1:{port}"
@@ -141,9 +141,13 @@ def serving(command: list[str], port: int, log: Path) -> Iterator[str]:
 
 
 def _answers(url: str) -> bool:
+    """Whether the server answers its liveness check (any HTTP answer counts: a mocked spec
+    may have a `/_health/` of its own)."""
     try:
-        with urllib.request.urlopen(f"{url}/openapi.json", timeout=1):
+        with urllib.request.urlopen(f"{url}/_health/", timeout=1):
             return True
+    except urllib.error.HTTPError:
+        return True
     except (urllib.error.URLError, OSError):
         return False
 
