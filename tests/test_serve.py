@@ -86,6 +86,13 @@ def test_a_bad_flag_stops_the_start_with_one_line(
         ("CLIENTKEYS_THREADS", "-3", USAGE, "CLIENTKEYS_THREADS"),
         ("CLIENTKEYS_LOG_FORMAT", "xml", USAGE, "'--log-format'"),
         ("CLIENTKEYS_SPEC_DIR", "/no/such/spec", FAILURE, "CLIENTKEYS_SPEC_DIR"),
+        ("CLIENTKEYS_VALIDATE_RESPONSES", "maybe", USAGE, "CLIENTKEYS_VALIDATE_RESPONSES"),
+        ("CLIENTKEYS_VALIDATE_REQUESTS", "2", USAGE, "CLIENTKEYS_VALIDATE_REQUESTS"),
+        ("CLIENTKEYS_LOG_LEVEL", "loud", USAGE, "'--log-level'"),
+        ("CLIENTKEYS_ADMIN_TOKEN", "two words", USAGE, "CLIENTKEYS_ADMIN_TOKEN"),
+        ("CLIENTKEYS_JOURNAL_SIZE", "0", USAGE, "CLIENTKEYS_JOURNAL_SIZE"),
+        ("CLIENTKEYS_MAX_BODY_BYTES", "lots", USAGE, "CLIENTKEYS_MAX_BODY_BYTES"),
+        ("CLIENTKEYS_HOST", "no-such-host.invalid", FAILURE, "no-such-host.invalid"),
     ],
 )
 def test_a_bad_variable_stops_the_start_with_one_line(

@@ -21,7 +21,13 @@ warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testcli
 from sqlite_utils import Database  # noqa: E402
 
 from clientkeys import __version__, contract, db, domain, fixtures, logs, repository, service  # noqa: E402  # noqa: E402
-from clientkeys.config import PREFIX, Settings, SettingsError, url_setting  # noqa: E402
+from clientkeys.config import (  # noqa: E402
+    BEARER_TOKEN,
+    PREFIX,
+    Settings,
+    SettingsError,
+    url_setting,
+)
 from clientkeys.contract import PHASES  # noqa: E402
 from clientkeys.errors import ClientKeysError  # noqa: E402
 
@@ -154,7 +160,7 @@ class BearerToken(click.ParamType[str]):
     name = "token"
 
     def convert(self, value: str, param: click.Parameter | None, ctx: click.Context | None) -> str:
-        if not re.fullmatch(r"[!-~]+", value):
+        if not BEARER_TOKEN.fullmatch(value):
             self.fail("must be printable ASCII without spaces (it travels in a header)", param, ctx)
         return value
 

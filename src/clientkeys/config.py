@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,16 @@ def url_setting(name: str, value: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise SettingsError(f"{PREFIX}{name.upper()} must be an http(s) URL, got {value!r}")
     return value.rstrip("/")
+
+
+BEARER_TOKEN = re.compile(r"[!-~]+")
+"""What a token must be to travel in `Authorization: Bearer <token>`: printable, no spaces."""
+
+
+def _token(name: str, value: str) -> str:
+    if not BEARER_TOKEN.fullmatch(value):
+        raise SettingsError(f"{PREFIX}{name.upper()} must be printable ASCII without spaces")
+    return value
 
 
 def _bool(name: str, value: str) -> bool:
@@ -156,7 +167,7 @@ _CASTS: dict[str, Callable[[str, str], Any]] = {
     "browser_sdk_version": lambda _n, v: v,
     "browser_sdk_choices": lambda _n, v: tuple(c.strip() for c in v.split(",") if c.strip()),
     "threads": _positive_int,
-    "admin_token": lambda _n, v: v,
+    "admin_token": _token,
     "journal_size": _positive_int,
     "metrics": _bool,
 }
