@@ -32,19 +32,33 @@ serve: install ## Serve without creating demo data
 mock: install ## Serve the mock of the spec on http://127.0.0.1:4010 (refuses invalid examples)
 	$(BIN)/clientkeys mock --strict
 
-CONTRACT_PORT ?= 8765
-contract: install ## Start a server with tests/data/ci.yaml, check it, write reports/junit.xml
+# The server gets a free port and a random admin token; only a server answering that token on
+# /__admin/ is ours, so the check never runs against something else that listens there.
+ANSWERS = import sys, urllib.request as u; u.urlopen(u.Request(sys.argv[1], \
+	headers={"Authorization": "Bearer " + sys.argv[2]}), timeout=1)
+contract: install ## Serve tests/data/ci.yaml on a free port, check that server, write reports/junit.xml
 	rm -f reports/contract.db reports/contract.db-wal reports/contract.db-shm && mkdir -p reports
-	$(BIN)/clientkeys serve --port $(CONTRACT_PORT) --database reports/contract.db \
-	    --fixtures tests/data/ci.yaml --log-level warning & pid=$$!; \
-	trap "kill $$pid" EXIT; \
-	$(BIN)/clientkeys check http://127.0.0.1:$(CONTRACT_PORT) --wait 30 \
-	    --token sntrys_ci_admin_token --org acme --project web --junit-xml reports/junit.xml
+	@port=$$($(BIN)/python -c 'from clientkeys.pytest_plugin import free_port; print(free_port())'); \
+	mark=$$($(BIN)/python -c 'import secrets; print(secrets.token_hex(16))'); \
+	$(BIN)/clientkeys serve --port $$port --workers 1 --database reports/contract.db \
+	    --fixtures tests/data/ci.yaml --admin-token $$mark --log-level warning \
+	    > reports/contract-server.log 2>&1 & pid=$$!; \
+	trap "kill $$pid 2>/dev/null" EXIT; \
+	tries=0; until $(BIN)/python -c '$(ANSWERS)' \
+	    http://127.0.0.1:$$port/__admin/requests?limit=1 $$mark 2>/dev/null; do \
+	  if ! kill -0 $$pid 2>/dev/null || [ $$tries -ge 300 ]; then \
+	    echo "make contract: the server did not start; its log:" >&2; \
+	    cat reports/contract-server.log >&2; exit 1; fi; \
+	  tries=$$((tries + 1)); sleep 0.1; \
+	done; \
+	$(BIN)/clientkeys check http://127.0.0.1:$$port --token sntrys_ci_admin_token --org acme \
+	    --project web --junit-xml reports/junit.xml
 
-bench: install ## Benchmark vs a bare-Flask ceiling and the mock vs Prism; writes bench/*results.md
+bench: install ## Benchmark vs a bare-Flask ceiling, the proxy's cost, the mock vs Prism; writes bench/*results.md
 	command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/proxy.py
 	$(MAKE) bench-mock
 
 PRISM_VERSION ?= 5.16.0
@@ -60,6 +74,7 @@ db: install ## Create the database or apply pending migrations
 	$(BIN)/clientkeys init-db
 
 test: install browser lint spec ## Set up and run everything: lint, spec check, the whole suite
+	command -v curl >/dev/null || (apt-get update && apt-get install -y curl)
 	$(BIN)/pytest -n 2
 
 unit: install browser ## Run the test suite only

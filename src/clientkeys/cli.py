@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shlex
+import sys
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
@@ -28,7 +29,7 @@ from clientkeys.config import (  # noqa: E402
     SettingsError,
     url_setting,
 )
-from clientkeys.contract import PHASES  # noqa: E402
+from clientkeys.contract import PHASES, REQUIREMENTS  # noqa: E402
 from clientkeys.errors import ClientKeysError  # noqa: E402
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -361,6 +362,14 @@ def _prepare_store(settings: Settings, fixtures_file: Path | None, demo: bool, u
 @click.option("--org", "organization", required=True, help="An organization slug on the server.")
 @click.option("--project", required=True, help="A project slug of that organization.")
 @click.option(
+    "--forbidden-token",
+    default=None,
+    envvar=f"{PREFIX}CHECK_FORBIDDEN_TOKEN",
+    help="A valid token the server must refuse with 403 on ORG (one of another organization, "
+    f"or without project scopes), to reach the documented 403s. [env: {PREFIX}"
+    "CHECK_FORBIDDEN_TOKEN]",
+)
+@click.option(
     "--max-examples",
     default=50,
     show_default=True,
@@ -374,10 +383,31 @@ def _prepare_store(settings: Settings, fixtures_file: Path | None, demo: bool, u
     help="Comma-separated Schemathesis phases.",
 )
 @click.option(
+    "--require",
+    "requirements",
+    default="",
+    metavar="GOAL[,GOAL]",
+    help=f"Exit 2 unless every operation answered each documented status of a kind "
+    f"({', '.join(REQUIREMENTS)}) or a given status (e.g. 415) at least once. One documented "
+    "2xx per operation is always required.",
+)
+@click.option(
     "--junit-xml",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Also write a JUnit XML report here.",
+    help="Write a JUnit XML report: one test case per operation and check.",
+)
+@click.option(
+    "--har",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write every request and response as a HAR log.",
+)
+@click.option(
+    "--vcr",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write every request and response as a VCR cassette (YAML).",
 )
 @click.option("--seed", type=int, default=None, help="Random seed, to replay a run.")
 @click.option(
@@ -400,36 +430,169 @@ def check(
     token: str,
     organization: str,
     project: str,
+    forbidden_token: str | None,
     max_examples: int,
     phases: str,
+    requirements: str,
     junit_xml: Path | None,
+    har: Path | None,
+    vcr: Path | None,
     seed: int | None,
     spec_file: Path | None,
 ) -> None:
     """Check that the server at BASE_URL keeps the contract (Schemathesis, all checks).
 
     Runs the examples, coverage, fuzzing and stateful phases with every check against any
-    server that claims to implement this API. The token needs project:read, project:write and
-    project:admin on ORG. Exits 1 on any failure.
+    server that claims to implement this API, then prints a coverage summary. The token needs
+    project:read, project:write and project:admin on ORG. Nothing is written into the working
+    directory unless asked.
+
+    \b
+    Exit status:
+      0  the server was really exercised and kept the contract
+      1  it breaks the contract (the report says where, with curl commands)
+      2  it could not really be tested: unreachable, token rejected, organization or
+         project not found, an operation never answered a documented 2xx, or a
+         --require goal not reached (the last line says which)
     """
     require_extra("check", "schemathesis")
-    chosen = [p.strip() for p in phases.split(",") if p.strip()]
-    unknown = sorted(set(chosen) - set(PHASES))
-    if unknown or not chosen:
-        raise click.BadParameter(f"choose from {', '.join(PHASES)}", param_hint="--phases")
+    from clientkeys import junit
+
+    options = contract.Options(
+        max_examples=max_examples,
+        phases=_choices(phases, PHASES, "--phases"),
+        seed=seed,
+        requirements=_requirements(requirements),
+        forbidden_token=forbidden_token,
+        junit=junit_xml,
+        har=har,
+        vcr=vcr,
+    )
     spec_file = spec_file or load_settings().spec_dir / "openapi.json"
-    if not contract.wait_for(base_url, wait):
-        raise click.ClickException(f"Nothing answers at {base_url} (waited {wait:g} s).")
-    click.echo(f"Checking {base_url} against {spec_file} ({', '.join(chosen)})", err=True)
-    result = contract.check(spec_file, base_url, token, organization, project,
-                            max_examples=max_examples, phases=chosen, junit=junit_xml, seed=seed,
-                            capture=False)  # fmt: skip
-    verdict = "keeps the contract" if result.returncode == 0 else "BREAKS the contract"
-    click.echo(f"clientkeys check: {base_url} {verdict}.", err=True)
+    click.echo(f"Checking {base_url} against {spec_file} ({', '.join(options.phases)})", err=True)
+    outcome = contract.check(spec_file, base_url, token, organization, project, options,
+                             echo=click.echo, wait=wait)  # fmt: skip
+    if outcome.seen.statuses:
+        click.echo("\n".join(["", *contract.summary(outcome.seen)]))
+    if outcome.seen.findings:
+        click.echo("\n".join(["", "Contract violations:", *contract.findings_report(outcome.seen)]))
     if junit_xml is not None:
+        junit.write(outcome, junit_xml, options.requirements)
         click.echo(f"JUnit XML report: {junit_xml}", err=True)
-    if result.returncode != 0:
-        raise SystemExit(1)
+    verdict = outcome.verdict
+    headline = {
+        contract.OK: f"{base_url} keeps the contract",
+        contract.BROKEN: f"{base_url} BREAKS the contract",
+    }.get(verdict.code, f"could not really test {base_url}")
+    click.echo(f"clientkeys check: {headline}: {verdict.cause}", err=True)
+    raise SystemExit(verdict.code)
+
+
+def _choices(value: str, allowed: tuple[str, ...], option: str) -> list[str]:
+    """A comma-separated option value as a list, each item one of `allowed`."""
+    chosen = [item.strip() for item in value.split(",") if item.strip()]
+    unknown = sorted(set(chosen) - set(allowed))
+    if unknown or not chosen:
+        raise click.BadParameter(f"choose from {', '.join(allowed)}", param_hint=option)
+    return chosen
+
+
+def _requirements(value: str) -> list[str]:
+    try:
+        return contract.parse_requirements(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--require") from None
+
+
+@main.command(context_settings={"allow_interspersed_args": False})
+@click.option(
+    "--upstream",
+    required=True,
+    type=HttpUrl(),
+    envvar=f"{PREFIX}PROXY_UPSTREAM",
+    help=f"The server to forward to, e.g. https://sentry.io. [env: {PREFIX}PROXY_UPSTREAM]",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
+@click.option(
+    "--port", "-p", default=8001, show_default=True, type=int, help="Port to bind; 0 picks one."
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["report", "enforce"]),
+    default="report",
+    show_default=True,
+    help="report: forward everything, record violations. enforce: answer a request that breaks "
+    "the contract with the error a validating clientkeys gives, without forwarding it.",
+)
+@click.option(
+    "--spec",
+    "spec_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The contract. [default: clientkeys' own spec]",
+)
+@click.option(
+    "--rewrite-urls",
+    is_flag=True,
+    help="Replace the upstream's origin with the proxy's in Link headers and response bodies "
+    "(pagination and DSN URLs on the upstream's host then lead back to the proxy).",
+)
+@click.option(
+    "--log",
+    "log_file",
+    type=click.File("w"),
+    default=None,
+    help="Write each violation to this file, as one JSON line. [default: stderr]",
+)
+@click.option(
+    "--log-level",
+    default="warning",
+    show_default=True,
+    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+)
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+def proxy(
+    upstream: str,
+    host: str,
+    port: int,
+    mode: str,
+    spec_file: Path | None,
+    rewrite_urls: bool,
+    log_file: Any,
+    log_level: str,
+    command: tuple[str, ...],
+) -> None:
+    """Forward every request to UPSTREAM and check both directions against the contract.
+
+    Requests are checked as a validating clientkeys checks them (bearer credentials,
+    parameters, body); the upstream's answers against the documented statuses, headers and
+    schemas. Each violation is logged as a JSON line (operation, rule, where, offending value)
+    and listed at GET /__proxy/violations (DELETE empties the list). On shutdown a summary is
+    printed; the exit status is 1 when any violation was seen.
+
+    With a COMMAND after `--` (e.g. `-- pytest tests/`), the proxy runs it with
+    CLIENTKEYS_PROXY_URL set, then stops, prints the summary and exits with the command's
+    status, or 1 if it passed but there were violations.
+    """
+    require_extra("proxy", "aiohttp")
+    import asyncio
+
+    from clientkeys.conformance import Ledger
+    from clientkeys.proxy import create_proxy_app, exit_status, run
+
+    settings = load_settings()
+    ledger = Ledger(log_file or sys.stderr)
+    app = create_proxy_app(spec_file or settings.spec_dir / "openapi.json", upstream,
+                           ledger=ledger, mode=mode, rewrite_urls=rewrite_urls,
+                           max_body_bytes=settings.max_body_bytes)  # fmt: skip
+
+    def announce(url: str) -> None:
+        click.echo(f"clientkeys proxy: {url} -> {upstream} ({mode} mode); "
+                   f"violations at {url}/__proxy/violations", err=True)  # fmt: skip
+
+    status = asyncio.run(run(app, host, port, command, announce, log_level))
+    click.echo("\n".join(ledger.summary()), err=True)
+    raise SystemExit(exit_status(status, ledger))
 
 
 @main.command()
