@@ -7,6 +7,7 @@ bench/proxy-results.md with the machine and versions. BENCH_SECONDS and BENCH_RO
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 import tempfile
@@ -18,7 +19,6 @@ from run import (
     ORG,
     ROOT,
     ROUNDS,
-    SECONDS,
     Result,
     Server,
     free_port,
@@ -56,7 +56,8 @@ def servers(database: Path) -> list[Server]:
 
 
 def main() -> None:
-    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[attr-defined]
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(line_buffering=True)
     folder = Path(tempfile.mkdtemp(prefix="clientkeys-bench-proxy-"))
     print(f"Seeding in {folder} ...")
     seed(folder / "seed.db")

@@ -20,7 +20,7 @@ import uvicorn
 from connexion.middleware import MiddlewarePosition
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from clientkeys import db, repository
+from clientkeys import db, domain, repository
 from clientkeys.app import create_app
 from clientkeys.config import Settings
 from clientkeys.pytest_plugin import free_port, serving
@@ -148,7 +148,7 @@ def _any_token(database: Path) -> str:
         organization = conn.execute("SELECT slug FROM organizations LIMIT 1").fetchone()
         if organization is None:
             return "no-organization"
-        plain, _ = repository.insert_token(conn, organization[0], repository.SCOPES)
+        plain, _ = repository.insert_token(conn, organization[0], domain.SCOPES)
     return plain
 
 
@@ -158,7 +158,7 @@ def seed(path: Path) -> str:
     with db.connect(path) as conn:
         repository.insert_organization(conn, ORG)
         repository.insert_project(conn, ORG, PROJECT)
-        token, _ = repository.insert_token(conn, ORG, repository.SCOPES)
+        token, _ = repository.insert_token(conn, ORG, domain.SCOPES)
     return token
 
 

@@ -12,11 +12,13 @@ import httpx
 import pytest
 from connexion.security import SecurityHandlerFactory
 
-from clientkeys import repository
-from clientkeys.app import create_app
+from clientkeys import connexion_hooks, domain, openapi, repository
+from clientkeys.app import HANDLERS, create_app
 from clientkeys.config import Settings
 from clientkeys.connexion_hooks import HANDLER_THREAD_PREFIX
 from clientkeys.errors import BadRequest, NotAuthenticated, NotFound, PermissionDenied
+from clientkeys.resolver import OperationIdResolver
+from clientkeys.server import Api, build_app
 from conftest import KEYS_URL, NOT_FOUND, World, assert_error
 
 THREADS = 3
@@ -88,3 +90,35 @@ def test_the_most_specific_security_error_is_chosen_by_our_status(
 ) -> None:
     with pytest.raises(expected):
         SecurityHandlerFactory._raise_most_specific(raised)
+
+
+def test_the_noting_parameter_validator_names_each_rejected_parameter_and_its_value(
+    settings: Settings,
+) -> None:
+    noted: list[tuple[str, str, Any, str]] = []
+    spec = openapi.load_spec(settings.spec_dir)
+    any_token = {"sub": "t", "organization_id": None, "scopes": frozenset(domain.SCOPES),
+                 "is_superuser": False}  # fmt: skip
+    app = build_app(
+        [Api(spec, OperationIdResolver(HANDLERS))],
+        security=connexion_hooks.bearer_handler(lambda token, request=None: any_token),
+        validate_responses=False,
+        max_body_bytes=1024,
+        validator_map={
+            **connexion_hooks.VALIDATOR_MAP,
+            "parameter": connexion_hooks.noting_parameter_validator(
+                lambda scope, *found: noted.append(found)
+            ),
+        },
+    )
+    headers = {"Authorization": "Bearer anything"}
+    with app.test_client() as client:
+        assert_error(client.get(KEYS_URL + "?per_page=1000", headers=headers), 400)
+        assert_error(client.get(KEYS_URL + "?bogus=1&per_page=5", headers=headers), 400)
+        assert_error(client.get(KEYS_URL + "?cursor=x", headers=headers), 400)
+    assert [(where, name, value) for where, name, value, _ in noted] == [
+        ("query", "per_page", 1000),
+        ("query", "bogus", "1"),
+        ("query", "cursor", "x"),
+    ]
+    assert noted[1][3] == "not a parameter of this operation"

@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.config import SchemathesisConfig
 
 from broken_server import ORG, PROJECT, running, seed
-from clientkeys import contract, db, repository
+from clientkeys import contract, db, domain, repository
 from clientkeys.app import create_app
 from clientkeys.config import Settings
 from clientkeys.observations import Observations, Operation, curl
@@ -72,7 +72,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
     token = seed(folder / "live.db")
     with db.connect(folder / "live.db") as conn:
         repository.insert_organization(conn, "elsewhere")
-        other, _ = repository.insert_token(conn, "elsewhere", repository.SCOPES)
+        other, _ = repository.insert_token(conn, "elsewhere", domain.SCOPES)
     port = free_port()
     with serving(serve_command(port, folder / "live.db"), port, folder / "server.log") as url:
         yield url, token, other

@@ -225,17 +225,27 @@ def test_the_commands_failure_is_the_exit_status(upstream: ClientKeys) -> None:
     assert "clientkeys proxy: 0 violations in 0 exchanges" in result.stderr
 
 
+OTHERS = ("/openapi.json", "/docs/", "/_health/")
+"""Paths a clientkeys server answers itself, and the proxy leaves to its upstream."""
+
+
 def test_an_unreachable_upstream_is_a_502_and_a_violation(tmp_path: Path) -> None:
     nowhere = f"http://127.0.0.1:{free_port()}"
     with proxying(nowhere, tmp_path) as proxy:
         answer = requests.get(f"{proxy}/api/0/projects/acme/web/keys/",
                               headers={"Authorization": "Bearer token"})  # fmt: skip
+        # Not the proxy's to answer (no spec, docs or health of its own): the upstream's paths.
+        others = [requests.get(f"{proxy}{path}").status_code for path in OTHERS]
         listed = requests.get(f"{proxy}/__proxy/violations").json()
     assert answer.status_code == 502
     assert answer.json()["detail"].startswith(
         f"Bad Gateway: {nowhere} did not answer: ClientConnectorError"
     )
-    assert [v["rule"] for v in listed["violations"]] == ["upstream.unreachable"]
+    assert others == [502] * len(OTHERS)
+    assert [(v["path"], v["rule"]) for v in listed["violations"]] == [
+        ("/api/0/projects/acme/web/keys/", "upstream.unreachable"),
+        *[(path, rule) for path in OTHERS for rule in ("request.path", "upstream.unreachable")],
+    ]  # fmt: skip
 
 
 def test_rewrite_urls_sends_links_and_dsns_back_through_the_proxy(

@@ -23,7 +23,7 @@ from connexion.json_schema import Draft4ResponseValidator
 from jsonschema import Draft4Validator
 
 from clientkeys import compiled
-from clientkeys.resolver import HTTP_METHODS
+from clientkeys.openapi import HTTP_METHODS
 
 MAX_VALUE_CHARS = 200
 """An offending value longer than this is cut in a record."""

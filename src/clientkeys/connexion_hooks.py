@@ -100,9 +100,9 @@ class OperationMarker:
 # then the lowest. Our errors carry `status` (errors.py), so the most specific one wins.
 
 
-def bearer_handler() -> type[BearerSecurityHandler]:
+def bearer_handler(info_func: auth.InfoFunc | None = None) -> type[BearerSecurityHandler]:
     """Connexion's bearer scheme with Sentry's checks (`auth.verifier`) over the spec's
-    `x-bearerInfoFunc`.
+    `x-bearerInfoFunc`, or over `info_func` when given (the proxy's any-token lookup).
 
     Relies on: Connexion's security middleware calling `get_fn(security_scheme,
     required_scopes)` once per security requirement of an operation, and awaiting the
@@ -114,7 +114,7 @@ def bearer_handler() -> type[BearerSecurityHandler]:
         def get_fn(
             self, security_scheme: dict[str, Any], required_scopes: list[str] | None
         ) -> Callable[[Any], Any]:
-            lookup = self._resolve_func(security_scheme)
+            lookup = info_func or self._resolve_func(security_scheme)
             return auth.verifier(lookup, required_scopes or ())
 
     return SentryBearerHandler
@@ -153,6 +153,62 @@ class CompiledJSONResponseBodyValidator(JSONResponseBodyValidator):  # type: ign
     def _validate(self, body: Any) -> None:
         if validation.response_needs_python_check(self._scope.get("method"), self._schema, body):
             super()._validate(body)
+
+
+ParameterNote = Callable[[Scope, str, str, Any, str], None]
+"""`note(scope, location, name, value, message)`: a parameter the validator rejected."""
+
+
+def noting_parameter_validator(note: ParameterNote) -> type[validation.SentryParameterValidator]:
+    """The server's parameter validator (`validation.SentryParameterValidator`), also calling
+    `note` for each parameter it rejects, with the value it saw (the proxy's violation records).
+
+    Relies on: `ParameterValidator.validate_request` calling, on the validator itself,
+    `validate_query_parameter_list(request, security_params)` (the unknown query parameter
+    names) under strict validation, then `validate_{query,path,header,cookie}_parameter(param,
+    request)` for each parameter of the operation, each returning an error message or None;
+    `request.query_params` holding lists (Connexion's URI parser), `request.path_params` the
+    path's values.
+    """
+
+    def noted(error: Any, request: Any, location: str, name: str, value: Any) -> Any:
+        if error:
+            if isinstance(value, list) and len(value) == 1:  # Connexion parses queries to lists
+                value = value[0]
+            note(request.scope, location, name, value, str(error).split("\n")[0])
+        return error
+
+    class NotingParameterValidator(validation.SentryParameterValidator):
+        def validate_query_parameter_list(self, request: Any, security_params: Any = None) -> Any:
+            extra = super().validate_query_parameter_list(request, security_params)
+            for name in sorted(extra):
+                value = request.query_params.get(name)
+                noted("not a parameter of this operation", request, "query", name, value)
+            return extra
+
+        def validate_query_parameter(self, param: dict[str, Any], request: Any) -> Any:
+            error = super().validate_query_parameter(param, request)
+            name = param["name"]
+            return noted(error, request, "query", name, request.query_params.get(name))
+
+        def validate_path_parameter(self, param: dict[str, Any], request: Any) -> Any:
+            error = super().validate_path_parameter(param, request)
+            name = param["name"]
+            return noted(
+                error, request, "path", name, request.path_params.get(name.replace("-", "_"))
+            )
+
+        def validate_header_parameter(self, param: dict[str, Any], request: Any) -> Any:
+            error = super().validate_header_parameter(param, request)
+            name = param["name"]
+            return noted(error, request, "header", name, request.headers.get(name))
+
+        def validate_cookie_parameter(self, param: dict[str, Any], request: Any) -> Any:
+            error = super().validate_cookie_parameter(param, request)
+            name = param["name"]
+            return noted(error, request, "cookie", name, request.cookies.get(name))
+
+    return NotingParameterValidator
 
 
 VALIDATOR_MAP = {

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from clientkeys.resolver import HTTP_METHODS
+from clientkeys.openapi import HTTP_METHODS
 
 TOKEN_VARIABLE = "CLIENTKEYS_CHECK_TOKEN"
 # Headers every Schemathesis request carries; a reproduction does not need them.

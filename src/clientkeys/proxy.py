@@ -37,17 +37,14 @@ import aiohttp
 import orjson
 import yarl
 from connexion import FlaskApp
-from connexion.lifecycle import ConnexionRequest
 from connexion.middleware import MiddlewarePosition
-from connexion.options import SwaggerUIOptions
 from connexion.resolver import Resolver
-from connexion.spec import Specification
 from multidict import CIMultiDict
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from clientkeys import compiled, errors
-from clientkeys.auth import SentryBearerHandler, TokenInfo
+from clientkeys import compiled, connexion_hooks, openapi
+from clientkeys.auth import TokenInfo
 from clientkeys.conformance import (
     Answer,
     BadParameter,
@@ -58,9 +55,7 @@ from clientkeys.conformance import (
     check_response,
     rejection_violations,
 )
-from clientkeys.guards import BodyLimitMiddleware, PathGuardMiddleware
-from clientkeys.resolver import routes_of
-from clientkeys.validation import VALIDATOR_MAP, SentryParameterValidator
+from clientkeys.server import Api, build_app
 
 MODES = ("report", "enforce")
 VIOLATIONS_PATH = "/__proxy/violations"
@@ -350,48 +345,10 @@ async def _body_chunks(receive: Receive) -> AsyncIterator[bytes]:
         more = message.get("more_body", False)
 
 
-class NotingParameterValidator(SentryParameterValidator):
-    """The server's parameter validator, noting which parameter it rejects and its value."""
-
-    def validate_query_parameter_list(
-        self, request: ConnexionRequest, security_params: Any = None
-    ) -> Any:
-        extra = super().validate_query_parameter_list(request, security_params)
-        for name in sorted(extra):
-            _note(
-                request,
-                "query",
-                name,
-                request.query_params.get(name),
-                "not a parameter of this operation",
-            )
-        return extra
-
-    def validate_query_parameter(self, param: dict[str, Any], request: ConnexionRequest) -> Any:
-        error = super().validate_query_parameter(param, request)
-        if error:
-            _note(request, "query", param["name"], request.query_params.get(param["name"]), error)
-        return error
-
-    def validate_path_parameter(self, param: dict[str, Any], request: ConnexionRequest) -> Any:
-        error = super().validate_path_parameter(param, request)
-        if error:
-            _note(request, "path", param["name"], request.path_params.get(param["name"]), error)
-        return error
-
-    def validate_header_parameter(self, param: dict[str, Any], request: ConnexionRequest) -> Any:
-        error = super().validate_header_parameter(param, request)
-        if error:
-            _note(request, "header", param["name"], request.headers.get(param["name"]), error)
-        return error
-
-
-def _note(request: ConnexionRequest, location: str, name: str, value: Any, error: str) -> None:
-    if _EXCHANGE in request.scope:
-        message = str(error).split("\n")[0]
-        if isinstance(value, list) and len(value) == 1:  # Connexion parses queries into lists
-            value = value[0]
-        _exchange(request.scope).parameters.append(BadParameter(location, name, value, message))
+def _note(scope: Scope, location: str, name: str, value: Any, message: str) -> None:
+    """A parameter the server's validator rejected, kept for this exchange's records."""
+    if _EXCHANGE in scope:
+        _exchange(scope).parameters.append(BadParameter(location, name, value, message))
 
 
 # The app ----------------------------------------------------------------------------------------
@@ -410,17 +367,14 @@ def _spec_scopes(spec: Any) -> frozenset[str]:
     )
 
 
-def _any_token_handler(scopes: frozenset[str]) -> type[SentryBearerHandler]:
-    """Sentry's bearer checks, accepting any well-formed token: the upstream judges tokens."""
+def _any_token(scopes: frozenset[str]) -> Callable[..., TokenInfo]:
+    """A token lookup accepting any well-formed token with `scopes`: the upstream judges
+    tokens; the proxy keeps Sentry's checks of their form (401 without one)."""
 
     def info(token: str, request: Any = None) -> TokenInfo:
         return {"sub": "proxy", "organization_id": None, "scopes": scopes, "is_superuser": False}
 
-    class AnyTokenHandler(SentryBearerHandler):
-        def _resolve_func(self, security_scheme: Any) -> Any:
-            return info
-
-    return AnyTokenHandler
+    return info
 
 
 def _never_called(*args: Any, **kwargs: Any) -> Any:  # pragma: no cover - Forwarder answers
@@ -437,28 +391,22 @@ def create_proxy_app(
     max_body_bytes: int = 65536,
 ) -> FlaskApp:
     """The proxy for a spec in front of `upstream_url`; violations go to `ledger`."""
-    spec_file = spec_file.resolve()
-    spec = Specification.load(spec_file)
+    spec = openapi.load(spec_file)
     upstream = Upstream(upstream_url, Contract(spec, spec.base_path), ledger, rewrite_urls)
-    app = FlaskApp(
-        __name__, specification_dir=spec_file.parent, lifespan=lambda _app: upstream.connected()
-    )
-    app.add_api(
-        spec_file.name,
-        resolver=Resolver(function_resolver=lambda _operation_id: _never_called),
-        strict_validation=True,
+    app = build_app(
+        [Api(spec, Resolver(function_resolver=lambda _operation_id: _never_called))],
+        security=connexion_hooks.bearer_handler(_any_token(_spec_scopes(spec))),
         validate_responses=False,
-        validator_map={**VALIDATOR_MAP, "parameter": NotingParameterValidator},
-        security_map={"bearer": _any_token_handler(_spec_scopes(spec))},
-        swagger_ui_options=SwaggerUIOptions(serve_spec=False, swagger_ui=False),
+        max_body_bytes=max_body_bytes,
+        validator_map={
+            **connexion_hooks.VALIDATOR_MAP,
+            "parameter": connexion_hooks.noting_parameter_validator(_note),
+        },
+        lifespan=lambda _app: upstream.connected(),
+        own_endpoints=False,
     )
-    errors.install(app, routes_of([spec]))
     app.add_middleware(ProxyFront, position=MiddlewarePosition.BEFORE_EXCEPTION, upstream=upstream,
                        enforce=mode == "enforce")  # fmt: skip
-    app.add_middleware(
-        BodyLimitMiddleware, position=MiddlewarePosition.BEFORE_SWAGGER, max_bytes=max_body_bytes
-    )
-    app.add_middleware(PathGuardMiddleware, position=MiddlewarePosition.BEFORE_SWAGGER)
     app.add_middleware(Forwarder, position=MiddlewarePosition.BEFORE_CONTEXT, upstream=upstream)
     return app
 

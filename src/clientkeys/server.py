@@ -1,13 +1,15 @@
 """The one app builder: a Connexion FlaskApp serving specs with clientkeys' validation, errors,
 auth and guards, the docs page and health endpoints, and optionally request ids, access logs and
-metrics, for `app.create_app` (the API and its test controls). The mock is not a Connexion
-app: it is `clientkeys.mocking`, an ASGI app of its own, with `ops.OpsMiddleware` in front.
+metrics, for `app.create_app` (the API and its test controls) and `proxy.create_proxy_app`. The
+mock is not a Connexion app: it is `clientkeys.mocking`, an ASGI app of its own, with
+`ops.OpsMiddleware` in front.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +46,9 @@ def build_app(
     checks: Mapping[str, ops.Check] | None = None,
     observe: bool = False,
     record_metrics: bool = False,
+    validator_map: Mapping[str, Any] = connexion_hooks.VALIDATOR_MAP,
+    lifespan: Callable[[Any], AbstractAsyncContextManager[None]] | None = None,
+    own_endpoints: bool = True,
 ) -> FlaskApp:
     """A FlaskApp serving `apis` with strict validation, Sentry's error shape and messages, the
     `security` handler for bearer schemes, the body limit and path guards, compact JSON, and
@@ -52,11 +57,16 @@ def build_app(
     In front of them: the docs page over `apis` and health (readiness runs `checks`), see
     `ops`. With `observe`, every request gets an id and an access log line, and with
     `record_metrics` it is counted too (`/metrics`), see `access`.
+    `validator_map` replaces the validators (the proxy notes which parameter fails), and
+    `lifespan` runs around the app's life (Starlette's lifespan context, given the app).
+    Without `own_endpoints`, neither the specs (`<base path>/openapi.json`) nor the docs page,
+    health or metrics are served: the proxy leaves every path but its own to the upstream.
     """
     app = FlaskApp(
         __name__,
         middlewares=connexion_hooks.middlewares(validate_requests),
         jsonifier=OrjsonJsonifier(),
+        lifespan=lifespan,
     )
     for api in apis:
         # The resolved document: Connexion need not read and resolve the files a second time.
@@ -65,9 +75,9 @@ def build_app(
             resolver=api.resolver,
             strict_validation=True,
             validate_responses=validate_responses,
-            validator_map=connexion_hooks.VALIDATOR_MAP,
+            validator_map=dict(validator_map),
             security_map={"bearer": security},
-            swagger_ui_options=SwaggerUIOptions(serve_spec=True, swagger_ui=False),
+            swagger_ui_options=SwaggerUIOptions(serve_spec=own_endpoints, swagger_ui=False),
         )
     if threads is not None:
         connexion_hooks.limit_handler_threads(app, threads)
@@ -83,10 +93,11 @@ def build_app(
             operation_ids={k: v for api in apis for k, v in api.operation_ids.items()},
         )  # fmt: skip
         app.add_middleware(ValidatedMarker, MiddlewarePosition.BEFORE_CONTEXT)
-    app.add_middleware(
-        ops.OpsMiddleware, MiddlewarePosition.BEFORE_EXCEPTION, specs=_docs_specs(apis),
-        checks=checks, serve_metrics=record_metrics, shadowed=_shadowed(routes),
-    )  # fmt: skip
+    if own_endpoints:
+        app.add_middleware(
+            ops.OpsMiddleware, MiddlewarePosition.BEFORE_EXCEPTION, specs=_docs_specs(apis),
+            checks=checks, serve_metrics=record_metrics, shadowed=_shadowed(routes),
+        )  # fmt: skip
     app.add_middleware(
         BodyLimitMiddleware, position=MiddlewarePosition.BEFORE_SWAGGER, max_bytes=max_body_bytes
     )
