@@ -96,7 +96,7 @@ spec: install ## Validate the OpenAPI documents
 fuzz: install ## A longer Schemathesis run (CONTRACT_EXAMPLES=500)
 	CONTRACT_EXAMPLES=500 $(BIN)/pytest -m fuzz -n 2
 
-smoke: ## Install clientkeys without extras in a scratch venv: it serves; check and mock name their extras
+smoke: ## Install clientkeys without extras in a scratch venv: it serves; check, proxy and mock name their extras
 	PYTHON=$(PYTHON) .ci/smoke
 
 container: ## Replay the Containerfile's steps in a scratch venv, serving as an unprivileged user

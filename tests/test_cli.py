@@ -125,6 +125,9 @@ def test_python_dash_m_runs_the_cli() -> None:
     [
         (("check", "http://127.0.0.1:9", "--token", "t", "--org", "o", "--project", "p"),
          "schemathesis", "check"),
+        (("check", "http://127.0.0.1:9", "--token", "t", "--org", "o", "--project", "p"),
+         "aiohttp", "check"),
+        (("proxy", "--upstream", "http://127.0.0.1:9"), "aiohttp", "proxy"),
         (("mock",), "rstr", "mock"),
     ],
 )  # fmt: skip

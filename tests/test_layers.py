@@ -18,7 +18,7 @@ import clientkeys
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = Path(clientkeys.__file__).parent
 WEB_STACK = {"connexion", "flask", "starlette", "jsonschema_rs"}
-EXTRAS = {"schemathesis", "rstr", "openapi_schema_validator", "pytest", "hypothesis"}
+EXTRAS = {"schemathesis", "aiohttp", "rstr", "openapi_schema_validator", "pytest", "hypothesis"}
 
 
 def loaded_after(code: str) -> set[str]:

@@ -455,7 +455,7 @@ def check(
          project not found, an operation never answered a documented 2xx, or a
          --require goal not reached (the last line says which)
     """
-    require_extra("check", "schemathesis")
+    require_extra("check", "schemathesis", "aiohttp")
     from clientkeys import junit
 
     options = contract.Options(

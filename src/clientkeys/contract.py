@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from clientkeys import observations, openapi, probes
+from clientkeys import observations, openapi
 from clientkeys.observations import Observations, Operation
 
 PHASES = ("examples", "coverage", "fuzzing", "stateful")
@@ -168,7 +168,10 @@ def check(
         return Outcome(Verdict(UNTESTED, cause), seen)
     seen, returncode = _schemathesis(spec, base_url, token, org, project, options, echo)
     if seen.statuses and _setup_problem(seen, org, project) is None:
-        # The server really answers: ask for what generated cases cannot reach.
+        # The server really answers: ask for what generated cases cannot reach. (Imported here:
+        # probes send with aiohttp, from the check extra; `serve` imports this module.)
+        from clientkeys import probes
+
         chosen = probes.probes(token, org, options.forbidden_token)
         probes.run(seen, spec, base_url, project, chosen)
     unmet = unmet_requirements(seen, options.requirements)
