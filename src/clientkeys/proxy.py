@@ -309,13 +309,9 @@ async def _rest_of_body(exchange: Exchange, receive: Receive) -> AsyncIterator[b
     """The request body: what the stack read before rejecting it, then the rest."""
     for chunk in exchange.body:
         yield chunk
-    more = exchange.more_body
-    while more:
-        message = await receive()
-        if message["type"] != "http.request":
-            return
-        yield message.get("body", b"")
-        more = message.get("more_body", False)
+    if exchange.more_body:
+        async for chunk in _body_chunks(receive):
+            yield chunk
 
 
 class Forwarder:
@@ -336,6 +332,7 @@ class Forwarder:
 
 
 async def _body_chunks(receive: Receive) -> AsyncIterator[bytes]:
+    """The request body's chunks as they arrive."""
     more = True
     while more:
         message = await receive()
