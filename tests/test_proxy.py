@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import socketserver
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -246,6 +249,76 @@ def test_an_unreachable_upstream_is_a_502_and_a_violation(tmp_path: Path) -> Non
         ("/api/0/projects/acme/web/keys/", "upstream.unreachable"),
         *[(path, rule) for path in OTHERS for rule in ("request.path", "upstream.unreachable")],
     ]  # fmt: skip
+
+
+class OneAnswerPerConnection(socketserver.StreamRequestHandler):
+    """Answers the first request of a connection (a documented 404) and closes the connection
+    when a second request arrives on it, unanswered: what the proxy sees when the upstream
+    closes an idle keep-alive connection just as the proxy reuses it."""
+
+    ANSWER = b'{"detail": "The requested resource does not exist"}'
+    connections = 0
+
+    def handle(self) -> None:
+        type(self).connections += 1
+        for number in (1, 2):
+            head = b""
+            while not head.endswith(b"\r\n\r\n"):
+                line = self.rfile.readline()
+                if not line:
+                    return
+                head += line
+            length = re.search(rb"(?im)^content-length: *(\d+)", head)
+            self.rfile.read(int(length.group(1)) if length else 0)
+            if number == 2:
+                return
+            head = b"HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\n"
+            self.wfile.write(head + b"Content-Length: %d\r\n\r\n" % len(self.ANSWER) + self.ANSWER)
+
+
+def test_a_closed_pooled_connection_resends_idempotent_requests_only(tmp_path: Path) -> None:
+    with socketserver.ThreadingTCPServer(("127.0.0.1", 0), OneAnswerPerConnection) as upstream:
+        upstream.daemon_threads = True
+        threading.Thread(target=upstream.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{upstream.server_address[1]}"
+        auth = {"Authorization": "Bearer token"}
+        keys = f"/api/0/projects/{ORG}/{PROJECT}/keys/"
+        with proxying(url, tmp_path) as proxy:
+            first = requests.get(f"{proxy}{keys}{'0' * 32}/", headers=auth)
+            again = requests.get(f"{proxy}{keys}{'0' * 32}/", headers=auth)  # the pooled one
+            create = requests.post(f"{proxy}{keys}", json={"name": "CI"}, headers=auth)
+            listed = requests.get(f"{proxy}/__proxy/violations").json()
+        upstream.shutdown()
+    assert (first.status_code, again.status_code, create.status_code) == (404, 404, 502)
+    assert OneAnswerPerConnection.connections == 2  # the GET went again, on a new connection
+    assert [(v["operation"], v["rule"]) for v in listed["violations"]] == [
+        ("Create a New Client Key", "upstream.unreachable")  # a POST is never sent twice
+    ]
+
+
+class BreaksOffMidAnswer(socketserver.StreamRequestHandler):
+    """Starts a 404 announcing 1,000 bytes of body, sends ten, and closes the connection."""
+
+    def handle(self) -> None:
+        while self.rfile.readline() not in (b"\r\n", b""):
+            pass
+        self.wfile.write(b"HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 1000\r\n\r\n" + b'{"detail":')  # fmt: skip
+
+
+def test_an_answer_the_upstream_breaks_off_is_a_violation(tmp_path: Path) -> None:
+    with socketserver.ThreadingTCPServer(("127.0.0.1", 0), BreaksOffMidAnswer) as upstream:
+        threading.Thread(target=upstream.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{upstream.server_address[1]}"
+        with proxying(url, tmp_path) as proxy:
+            with pytest.raises(requests.exceptions.ChunkedEncodingError):
+                requests.get(f"{proxy}/api/0/projects/{ORG}/{PROJECT}/keys/{'0' * 32}/",
+                             headers={"Authorization": "Bearer token"})  # fmt: skip
+            [violation] = requests.get(f"{proxy}/__proxy/violations").json()["violations"]
+        upstream.shutdown()
+    assert violation["rule"] == "upstream.unreachable"
+    assert violation["message"].startswith(f"{url} stopped answering: ")
+    assert violation["status"] is None  # the 404 had started: the client got a broken answer
 
 
 def test_rewrite_urls_sends_links_and_dsns_back_through_the_proxy(

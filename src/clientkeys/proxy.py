@@ -66,6 +66,9 @@ HOP_BY_HOP = frozenset(
 _HOP_BY_HOP_BYTES = frozenset(name.encode() for name in HOP_BY_HOP)
 _ADDED = ("User-Agent", "Accept", "Accept-Encoding", "Content-Type")
 """Headers aiohttp would add when the client did not send them: the upstream gets the client's."""
+KEEPALIVE_SECONDS = 3.0
+"""How long an idle connection to the upstream is kept: less than uvicorn's 5 s, so that the
+proxy rarely reuses one the upstream is closing just then (a POST cannot be sent again)."""
 MAX_CHECKED_BYTES = 16 * 1024 * 1024
 """An answer larger than this streams through unchecked (and is counted as such)."""
 _EXCHANGE = "clientkeys.proxy"
@@ -109,7 +112,8 @@ class Upstream:
         proxy must not carry one client's cookies to another."""
         timeout = aiohttp.ClientTimeout(total=None, connect=10, sock_read=60)
         async with aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0), timeout=timeout, auto_decompress=False,
+            connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=KEEPALIVE_SECONDS),
+            timeout=timeout, auto_decompress=False,
             cookie_jar=aiohttp.DummyCookieJar(),
         ) as session:  # fmt: skip
             self._session = session
@@ -132,14 +136,24 @@ class Upstream:
         if self.rewrite_urls:  # a compressed body could not be rewritten
             headers["Accept-Encoding"] = "identity"
         sent = any(k in (b"content-length", b"transfer-encoding") for k, _ in scope["headers"])
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = True
+            await send(message)
+
+        # A pooled connection the upstream closes just as it is reused fails before any answer;
+        # aiohttp then sends an idempotent request once more on a new connection (RFC 9112,
+        # 9.3.1), never a POST: that one is a 502 and an `upstream.unreachable` violation.
         try:
             async with self._session.request(
                 scope["method"], yarl.URL(url, encoded=True), headers=headers,
                 data=body if sent else None, allow_redirects=False, skip_auto_headers=_ADDED,
             ) as response:  # fmt: skip
-                await self._relay(scope, response, send)
+                await self._relay(scope, response, tracked)
         except (aiohttp.ClientError, TimeoutError) as exc:
-            await self._unreachable(scope, send, exc)
+            await self._unreachable(scope, send, exc, started)
 
     async def _relay(self, scope: Scope, response: aiohttp.ClientResponse, send: Send) -> None:
         headers = [(k, v) for k, v in response.raw_headers if k.lower() not in _HOP_BY_HOP_BYTES]
@@ -173,13 +187,23 @@ class Upstream:
         self.ledger.record([_violation("response", route, scope, response.status, *f)
                             for f in found])  # fmt: skip
 
-    async def _unreachable(self, scope: Scope, send: Send, exc: Exception) -> None:
+    async def _unreachable(self, scope: Scope, send: Send, exc: Exception, started: bool) -> None:
+        """A 502 with the cause; or, when the answer had started, its end where it broke off."""
         route = self.contract.route(scope["method"], scope["path"])
-        message = f"{self.base_url} did not answer: {exc.__class__.__name__}: {exc}"
+        what = "stopped answering" if started else "did not answer"
+        message = f"{self.base_url} {what}: {exc.__class__.__name__}: {exc}"
+        status = None if started else 502
         self.ledger.record(
-            [_violation("upstream", route, scope, 502, "upstream.unreachable", "", None, message)]
+            [
+                _violation(
+                    "upstream", route, scope, status, "upstream.unreachable", "", None, message
+                )
+            ]
         )
-        await _send_json(send, 502, {"detail": f"Bad Gateway: {message}"})
+        if started:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        else:
+            await _send_json(send, 502, {"detail": f"Bad Gateway: {message}"})
 
 
 def _host(scope: Scope) -> bytes:
