@@ -286,11 +286,13 @@ def test_a_closed_pooled_connection_resends_idempotent_requests_only(tmp_path: P
         with proxying(url, tmp_path) as proxy:
             first = requests.get(f"{proxy}{keys}{'0' * 32}/", headers=auth)
             again = requests.get(f"{proxy}{keys}{'0' * 32}/", headers=auth)  # the pooled one
+            update = requests.put(f"{proxy}{keys}{'0' * 32}/", json={"name": "x"}, headers=auth)
             create = requests.post(f"{proxy}{keys}", json={"name": "CI"}, headers=auth)
             listed = requests.get(f"{proxy}/__proxy/violations").json()
         upstream.shutdown()
-    assert (first.status_code, again.status_code, create.status_code) == (404, 404, 502)
-    assert OneAnswerPerConnection.connections == 2  # the GET went again, on a new connection
+    statuses = [r.status_code for r in (first, again, update, create)]
+    assert statuses == [404, 404, 404, 502]
+    assert OneAnswerPerConnection.connections == 3  # GET and PUT went again, on new connections
     assert [(v["operation"], v["rule"]) for v in listed["violations"]] == [
         ("Create a New Client Key", "upstream.unreachable")  # a POST is never sent twice
     ]
