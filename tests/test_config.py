@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from clientkeys.config import Settings, SettingsError
+from clientkeys import db
+from clientkeys.config import DURABILITIES, Settings, SettingsError
 
 
 def test_defaults_need_nothing() -> None:
@@ -67,7 +68,7 @@ def test_every_setting_round_trips_through_the_environment(tmp_path: Path) -> No
         ingest_url="https://o1.ingest.example.com/relay", cdn_url="https://cdn.example.com/",
         per_page=10, max_per_page=50, max_body_bytes=1024, browser_sdk_version="5.x",
         browser_sdk_choices=("latest", "7.x", "8.x"), threads=7, admin_token="secret",
-        journal_size=9, metrics=True,
+        journal_size=9, metrics=True, durability="normal",
     )  # fmt: skip
     unchanged = [
         f.name for f in dataclasses.fields(Settings) if getattr(changed, f.name) == f.default
@@ -80,3 +81,11 @@ def test_every_setting_round_trips_through_the_environment(tmp_path: Path) -> No
 def test_page_size_cannot_exceed_the_maximum() -> None:
     with pytest.raises(SettingsError, match="PER_PAGE must be between 1"):
         Settings(per_page=50, max_per_page=20)
+
+
+def test_durability_is_full_by_default_and_checked() -> None:
+    assert Settings().durability == "full"
+    assert Settings.from_env({"CLIENTKEYS_DURABILITY": "Normal"}).durability == "normal"
+    assert set(DURABILITIES) == set(db.DURABILITY)
+    with pytest.raises(SettingsError, match="DURABILITY must be one of full, normal"):
+        Settings.from_env({"CLIENTKEYS_DURABILITY": "fast"})

@@ -1,15 +1,21 @@
-"""The store: migrations, WAL, and a page query that does not scan the project's keys."""
+"""The store: migrations, WAL, a page query that does not scan the project's keys, write
+transactions, and storage faults (classified, reported once, recovered from)."""
 
 from __future__ import annotations
 
+import os
+import sqlite3
+import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 from flask import g
 from sqlite_utils import Database
 
 from clientkeys import db, domain, repository
 from clientkeys.config import Settings
+from clientkeys.errors import StorageFull, StorageUnavailable
 
 
 def test_migrations_are_idempotent(tmp_path: Path) -> None:
@@ -112,3 +118,120 @@ def test_a_transaction_a_request_left_open_is_rolled_back_at_teardown(
         left_open = g.db
     assert not left_open.conn.in_transaction
     assert repository.list_organizations(store) == []
+
+
+# Storage faults --------------------------------------------------------------------------
+
+
+def sqlite_error(code: int, cls: type[sqlite3.Error] = sqlite3.OperationalError) -> sqlite3.Error:
+    error = cls("from SQLite")
+    error.sqlite_errorcode = code  # type: ignore[attr-defined]
+    error.sqlite_errorname = "TEST"  # type: ignore[attr-defined]
+    return error
+
+
+@pytest.mark.parametrize(
+    ("code", "kind", "detail"),
+    [
+        (sqlite3.SQLITE_FULL, StorageFull, StorageFull.detail),
+        (sqlite3.SQLITE_IOERR_SHMSIZE, StorageFull, StorageFull.detail),
+        (sqlite3.SQLITE_READONLY, StorageUnavailable, db.READ_ONLY),
+        (sqlite3.SQLITE_READONLY_DBMOVED, StorageUnavailable, db.MOVED),
+        (sqlite3.SQLITE_IOERR_WRITE, StorageUnavailable, "disk I/O error"),
+        (sqlite3.SQLITE_CANTOPEN, StorageUnavailable, "cannot be opened"),
+        (sqlite3.SQLITE_CORRUPT, StorageUnavailable, "damaged"),
+        (sqlite3.SQLITE_BUSY, StorageUnavailable, "locked by another writer"),
+    ],
+)
+def test_storage_errors_are_classified_as_faults(code: int, kind: type, detail: str) -> None:
+    fault = db.fault_of(sqlite_error(code))
+    assert type(fault) is kind and fault is not None and detail in fault.detail
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        sqlite_error(sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.IntegrityError),
+        sqlite_error(sqlite3.SQLITE_ERROR),  # a bad statement: a bug, not the storage
+        ValueError("not from SQLite"),
+    ],
+)
+def test_other_errors_are_not_storage_faults(error: Exception) -> None:
+    assert db.fault_of(error) is None
+
+
+def test_a_write_into_a_file_deleted_meanwhile_is_not_acknowledged(tmp_path: Path) -> None:
+    db.init_db(tmp_path / "x.db")
+    conn = db.connect(tmp_path / "x.db")
+    with pytest.raises(StorageUnavailable, match="deleted or replaced"):
+        with db.write(conn):
+            conn.execute(
+                "INSERT INTO organizations (slug, name, date_created) VALUES ('a', 'a', 'x')"
+            )
+            (tmp_path / "x.db").unlink()
+
+
+def test_a_thread_reopens_its_connection_when_the_file_is_replaced(tmp_path: Path) -> None:
+    path = tmp_path / "x.db"
+    db.init_db(path)
+    first = db.connection(path)
+    assert db.connection(path) is first
+    os.replace(make_database(tmp_path / "other.db", "replaced"), path)
+    again = db.connection(path)
+    assert again is not first
+    assert [o["slug"] for o in repository.list_organizations(again)] == ["replaced"]
+
+
+def test_a_thread_without_its_database_file_gets_503(tmp_path: Path) -> None:
+    path = tmp_path / "x.db"
+    db.init_db(path)
+    db.connection(path)
+    path.unlink()
+    with pytest.raises(StorageUnavailable, match="deleted or replaced"):
+        db.connection(path)
+    with pytest.raises(StorageUnavailable, match="cannot be opened"):
+        db.connection(path)  # nothing to reopen either: SQLite must not create a new file
+    assert not path.exists()
+
+
+def make_database(path: Path, organization: str) -> Path:
+    db.init_db(path)
+    with db.connect(path) as conn:
+        repository.insert_organization(conn, organization)
+    return path
+
+
+def test_a_connection_opened_read_only_is_reopened_once_the_file_is_writable(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "x.db"
+    db.init_db(path)
+    # A write that succeeds clears what other tests left in this process (on another file: this
+    # thread must open its connection to `path` only once the file is unwritable).
+    repository.insert_organization(db.connection(make_database(tmp_path / "o.db", "o")), "p")
+    caplog.clear()
+    subprocess.run(["chattr", "+i", str(path)], check=True)
+    try:
+        for slug in ("a", "b"):
+            with pytest.raises(StorageUnavailable, match="read-only"):
+                repository.insert_organization(db.connection(path), slug)
+    finally:
+        subprocess.run(["chattr", "-i", str(path)], check=True)
+    repository.insert_organization(db.connection(path), "c")
+    assert [o["slug"] for o in repository.list_organizations(db.connection(path))] == ["c"]
+    logged = [r.getMessage() for r in caplog.records if r.name == "clientkeys.db"]
+    assert len(logged) == 2 and logged[0].startswith(f"Storage fault: {db.READ_ONLY} (")
+    assert logged[1] == "Storage recovered: writes are stored again."
+
+
+def test_check_writable_names_the_file_in_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "x.db"
+    db.init_db(path)
+    db.check_writable(path)
+    subprocess.run(["chattr", "+i", str(path)], check=True)
+    try:
+        with pytest.raises(StorageUnavailable) as refused:
+            db.check_writable(path)
+    finally:
+        subprocess.run(["chattr", "-i", str(path)], check=True)
+    assert refused.value.detail == f"Cannot use the database {path}: {db.READ_ONLY}"

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 
 import pytest
 
+from clientkeys import repository
 from clientkeys.app import create_app
 from clientkeys.config import Settings
 from conftest import KEYS_URL, SEEDED_KEYS, Api, World, assert_error
@@ -140,3 +142,19 @@ def test_odd_but_valid_names_are_stored_verbatim(api: Api, name: str) -> None:
 
 def test_65_emoji_are_over_the_limit(api: Api) -> None:
     assert api.create({"name": "\U0001f600" * 65}).status_code == 400
+
+
+def test_a_storage_error_raised_while_reading_rows_is_a_503_not_a_500(
+    api: Api, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def failing_read(*_args: object, **_kwargs: object) -> None:
+        error = sqlite3.OperationalError("disk I/O error")
+        error.sqlite_errorcode = sqlite3.SQLITE_IOERR_READ  # type: ignore[attr-defined]
+        raise error
+
+    monkeypatch.setattr(repository, "list_keys", failing_read)
+    response = api.list()
+    detail = assert_error(response, 503)["detail"]
+    assert detail == "The database file cannot be read or written: disk I/O error."
+    assert response.headers["retry-after"] == "5"
+    assert not [r for r in caplog.records if r.exc_info]  # no traceback

@@ -63,6 +63,16 @@ def test_json_fixtures_work_too(tmp_path: Path) -> None:
         ("tokens: [{token: sntrys_12345678, scopes: [project:fly]}]", "tokens[0].scopes[0]"),
         ("organizations: [{slug: o, projects: [{slug: p, keys: [{public: XYZ}]}]}]", ".public"),
         ("teams: []", "Additional properties are not allowed"),
+        ('organizations: [{slug: "acme\\n"}]', "organizations[0].slug: 'acme\\n' is not a valid"),
+        (
+            'tokens: [{token: "sntrys_12345678\\n", scopes: [project:read], superuser: true}]',
+            "tokens[0].token: 'sntrys_12345678\\n' does not match",
+        ),
+        (
+            'organizations: [{slug: o, projects: [{slug: p, keys: [{secret: "%s\\n"}]}]}]'
+            % ("a" * 32),
+            ".secret: '" + "a" * 32 + "\\n' does not match",
+        ),
         (
             "organizations: [{slug: Not A Slug}]",
             "organizations[0].slug: 'Not A Slug' is not a valid slug: use 1-50 lowercase letters",

@@ -1,13 +1,18 @@
-"""Storage alone, against a real in-memory SQLite with the migrations applied: no HTTP."""
+"""Storage alone, against real SQLite (in memory, or a file shared by two connections) with the
+migrations applied: no HTTP."""
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlite_utils import Database
 
-from clientkeys import domain, repository
+from clientkeys import db, domain, repository
 from clientkeys.errors import Conflict, FieldErrors, NotFound
 from conftest import ALL_SCOPES
 
@@ -114,10 +119,13 @@ def test_an_update_is_stored_and_audited_with_the_previous_limit(
     memory_db: Database, project: domain.Row
 ) -> None:
     row = repository.insert_key(memory_db, project["id"], domain.new_key(name="old"))
-    planned = domain.plan_update(
-        row, {"name": "new", "rateLimit": {"count": 1, "window": 9}}, "7.x"
-    )
-    assert repository.update_key(memory_db, row, planned) == planned
+    changes = {"name": "new", "rateLimit": {"count": 1, "window": 9}}
+    planned = domain.plan_update(row, changes, "7.x")
+    stored = repository.update_key(
+        memory_db, project["id"], row["public_key"],
+        lambda read: domain.plan_update(read, changes, "7.x"), include_internal=False,
+    )  # fmt: skip
+    assert stored == planned
     assert repository.find_key(memory_db, row["public_key"]) == planned
     edit = repository.list_audit(memory_db)[-1]
     assert edit["event"] == domain.KEY_EDITED
@@ -126,7 +134,7 @@ def test_an_update_is_stored_and_audited_with_the_previous_limit(
 
 def test_a_deleted_key_is_gone_and_audited(memory_db: Database, project: domain.Row) -> None:
     row = repository.insert_key(memory_db, project["id"], domain.new_key())
-    repository.delete_key(memory_db, row)
+    repository.delete_key(memory_db, project["id"], row["public_key"], include_internal=False)
     assert repository.find_key(memory_db, row["public_key"]) is None
     assert events(memory_db) == [domain.KEY_ADDED, domain.KEY_REMOVED]
 
@@ -187,3 +195,105 @@ def test_the_journal_keeps_the_newest_entries_oldest_first(memory_db: Database) 
         repository.log_request(memory_db, entry, keep=keep)
     assert [e["status"] for e in repository.list_requests(memory_db, 10)] == [203, 204, 205]
     assert [e["status"] for e in repository.list_requests(memory_db, 1)] == [205]
+
+
+# Concurrent writers: each write reads what it changes inside its own transaction -----------
+
+
+LOCK_HELD_SECONDS = 0.2
+"""How long the other writer keeps the write lock: the write under test is waiting by then."""
+
+
+@pytest.fixture
+def two_writers(tmp_path: Path) -> Iterator[tuple[Database, Database, domain.Row]]:
+    """Two connections to one database file (as two workers have) and a project with a key."""
+    db.init_db(tmp_path / "x.db")
+    first, second = db.connect(tmp_path / "x.db"), db.connect(tmp_path / "x.db")
+    repository.insert_organization(first, "acme")
+    project = repository.insert_project(first, "acme", "web", default_key=False)
+    yield first, second, project
+    first.close()
+    second.close()
+
+
+def while_waiting_for_the_lock(
+    waiting: Callable[[], Any], other: Database, change: str, params: list[Any]
+) -> Any:
+    """Run `waiting` in a thread while `other` holds the write lock, make `change` there and
+    commit: what `waiting` returns or raises, having started before the change."""
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append(waiting())
+        except Exception as exc:  # noqa: BLE001 (handed to the test)
+            outcome.append(exc)
+
+    other.execute("BEGIN IMMEDIATE")
+    thread = threading.Thread(target=run)
+    thread.start()
+    time.sleep(LOCK_HELD_SECONDS)
+    other.execute(change, params)
+    other.execute("COMMIT")
+    thread.join(timeout=10)
+    return outcome[0]
+
+
+def test_an_update_keeps_a_change_committed_while_it_waited(two_writers: Any) -> None:
+    first, second, project = two_writers
+    key = repository.insert_key(first, project["id"], domain.new_key(name="old"))
+    updated = while_waiting_for_the_lock(
+        lambda: repository.update_key(
+            second, project["id"], key["public_key"],
+            lambda row: domain.plan_update(row, {"isActive": False}, "7.x"),
+            include_internal=False,
+        ),
+        first, "UPDATE keys SET label = 'renamed' WHERE id = ?", [key["id"]],
+    )  # fmt: skip
+    assert (updated["label"], updated["status"]) == ("renamed", domain.INACTIVE)
+    stored = repository.find_key(first, key["public_key"])
+    assert stored is not None and (stored["label"], stored["status"]) == (
+        "renamed",
+        domain.INACTIVE,
+    )
+
+
+def test_an_update_of_a_key_deleted_while_it_waited_is_not_found(two_writers: Any) -> None:
+    first, second, project = two_writers
+    key = repository.insert_key(first, project["id"], domain.new_key())
+    outcome = while_waiting_for_the_lock(
+        lambda: repository.update_key(
+            second, project["id"], key["public_key"],
+            lambda row: domain.plan_update(row, {"name": "late"}, "7.x"), include_internal=False,
+        ),
+        first, "DELETE FROM keys WHERE id = ?", [key["id"]],
+    )  # fmt: skip
+    assert isinstance(outcome, NotFound)
+    assert events(first) == [domain.KEY_ADDED]  # no edit audited for a key that is gone
+
+
+def test_a_delete_of_a_key_deleted_while_it_waited_is_not_found(two_writers: Any) -> None:
+    first, second, project = two_writers
+    key = repository.insert_key(first, project["id"], domain.new_key())
+    outcome = while_waiting_for_the_lock(
+        lambda: repository.delete_key(
+            second, project["id"], key["public_key"], include_internal=False
+        ),
+        first, "DELETE FROM keys WHERE id = ?", [key["id"]],
+    )  # fmt: skip
+    assert isinstance(outcome, NotFound)
+    assert events(first) == [domain.KEY_ADDED]
+
+
+def test_a_secret_taken_while_a_create_waited_is_reported_on_secret(two_writers: Any) -> None:
+    first, second, project = two_writers
+    secret = "a" * 32
+    outcome = while_waiting_for_the_lock(
+        lambda: repository.insert_key(second, project["id"], domain.new_key(secret=secret)),
+        first,
+        "INSERT INTO keys (project_id, label, public_key, secret_key, date_added) "
+        "VALUES (?, 'other', ?, ?, 'x')",
+        [project["id"], "b" * 32, secret],
+    )
+    assert isinstance(outcome, FieldErrors)
+    assert outcome.body() == {"secret": ["A client key with this secret key already exists."]}

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jsonschema_rs
 import pytest
 from connexion.json_schema import resolve_refs
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from jsonschema import Draft4Validator
 from openapi_schema_validator import OAS30Validator
 from openapi_spec_validator import validate
 from openapi_spec_validator.readers import read_from_filename
@@ -155,3 +160,63 @@ def test_served_request_body_accepts_everything_the_seed_accepted(seed: Any, ser
     assert set(schema.get("required", [])) <= set(seed_schema["required"])
     for name, prop in seed_schema["properties"].items():
         assert schema["properties"][name]["type"] == prop["type"]
+
+
+# What the server can answer, and what every answer carries --------------------------------
+
+
+def test_every_operation_documents_the_statuses_of_faults_and_limits(spec: Any) -> None:
+    for path, method, op in operations(spec):
+        documented = set(op["responses"])
+        assert {"400", "414", "431", "503"} <= documented, (path, method)
+        if method != "get":
+            assert "507" in documented, (path, method)
+        for status in ("503", "507"):
+            if status in documented:
+                assert op["responses"][status]["headers"]["Retry-After"]["required"] is True
+
+
+def test_every_response_documents_no_store_and_nosniff(spec: Any) -> None:
+    for path, _, op in operations(spec):
+        for status, response in op["responses"].items():
+            headers = response.get("headers", {})
+            assert headers["Cache-Control"]["schema"]["enum"] == ["no-store"], (path, status)
+            assert headers["X-Content-Type-Options"]["schema"]["enum"] == ["nosniff"]
+
+
+def patterns(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        if isinstance(node.get("pattern"), str):
+            yield node["pattern"]
+        for value in node.values():
+            yield from patterns(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from patterns(value)
+
+
+def test_every_pattern_rejects_a_trailing_newline_in_both_validators(spec: Any) -> None:
+    """Python's `$` also matches before a final newline (python-jsonschema uses `re.search`);
+    jsonschema-rs's does not. Every pattern must mean the same to both."""
+    found = sorted(set(patterns(spec.spec)))
+    assert len(found) >= 4
+    for pattern in found:
+        schema = {"type": "string", "pattern": pattern}
+        rust, python = jsonschema_rs.Draft4Validator(schema), Draft4Validator(schema)
+        for text in examples_of(pattern):
+            for candidate in (text, text + "\n", "\n"):
+                assert rust.is_valid(candidate) == python.is_valid(candidate), (pattern, candidate)
+            assert python.is_valid(text)
+
+
+def examples_of(pattern: str) -> list[str]:
+    """A few strings matching `pattern` in full, from Hypothesis."""
+    found: list[str] = []
+
+    @given(st.from_regex(re.compile(pattern.replace("$(?!\\n)", r"\Z")), fullmatch=True))
+    @settings(max_examples=20, database=None, suppress_health_check=list(HealthCheck))
+    def collect(text: str) -> None:
+        found.append(text)
+
+    collect()
+    return found

@@ -31,7 +31,8 @@ InfoFunc = Callable[..., TokenInfo | None]
 
 def bearer_info(token: str, request: ConnexionRequest) -> TokenInfo | None:
     """The stored token's organization, scopes and superuser flag, or None if unknown."""
-    with db.using(settings_of(request).database) as database:
+    settings = settings_of(request)
+    with db.using(settings.database, settings.durability) as database:
         row = repository.find_token(database, token)
     if row is None:
         return None

@@ -49,7 +49,7 @@ class Slug(click.ParamType[str]):
         self.what = what
 
     def convert(self, value: str, param: click.Parameter | None, ctx: click.Context | None) -> str:
-        if not self._pattern.match(value):
+        if not self._pattern.fullmatch(value):
             self.fail(f"Invalid {self.what} slug {value!r}: {domain.SLUG_RULE}.", param, ctx)
         return value
 
@@ -126,8 +126,6 @@ def store(database: Path | None) -> Iterator[Database]:
         db.init_db(path)
         with db.connect(path) as conn:
             yield conn
-    except db.DatabaseUnavailable as exc:
-        raise click.ClickException(str(exc)) from None
     except ClientKeysError as exc:
         raise click.ClickException(exc.detail) from None
 
@@ -235,6 +233,13 @@ class BearerToken(click.ParamType[str]):
     help=f"Count requests, latency, validation failures, database errors and lock waits of "
     f"every worker; serve them at /metrics. [env: {PREFIX}METRICS; default: off]",
 )
+@click.option(
+    "--durability",
+    type=click.Choice(["full", "normal"]),
+    default=None,
+    help=f"full: every acknowledged write is synced to disk (survives a power cut); normal: it "
+    f"survives a crash of the server, not of the machine. [env: {PREFIX}DURABILITY; default: full]",
+)
 @click.option("--demo", is_flag=True, help="Create demo data first (see `clientkeys demo`).")
 @click.option(
     "--fixtures",
@@ -279,6 +284,7 @@ def serve(
     validate_responses: bool | None,
     validate_requests: bool | None,
     metrics: bool | None,
+    durability: str | None,
     demo: bool,
     fixtures_file: Path | None,
     admin_token: str | None,
@@ -293,6 +299,7 @@ def serve(
     """
     settings = load_settings(
         database=database,
+        durability=durability,
         public_url=public_url,
         ingest_url=ingest_url,
         cdn_url=cdn_url,
@@ -336,7 +343,7 @@ def health(url: str | None, timeout: float) -> None:
 def _prepare_store(settings: Settings, fixtures_file: Path | None, demo: bool, url: str) -> None:
     """Migrate the database, load fixtures and demo data, and save the state that
     `/__admin/reset` returns to."""
-    # Issue 9 adds the check that the database file is writable here, before any worker starts.
+    # `store` refuses, in one line, a database it cannot commit a transaction to.
     with store(settings.database) as conn:
         if fixtures_file is not None:
             try:

@@ -18,6 +18,7 @@ SETTINGS_KEY = "clientkeys.settings"
 # `src/clientkeys/spec` links to the top-level spec/ in a checkout; a wheel carries a copy.
 SPEC_DIR = Path(__file__).parent / "spec"
 SDK_VERSIONS = ("latest", "7.x", "6.x", "5.x", "4.x")
+DURABILITIES = ("full", "normal")
 
 
 class SettingsError(ValueError):
@@ -66,6 +67,9 @@ class Settings:
     """Everything the server can be told; each field is `CLIENTKEYS_<FIELD>` in the environment."""
 
     database: Path = Path("clientkeys.db")
+    durability: str = "full"
+    """`full`: every acknowledged write is synced to disk before the answer (survives a power
+    cut; one fsync per write). `normal`: it survives a crash of the server, not of the machine."""
     spec_dir: Path = SPEC_DIR
     validate_responses: bool = True
     validate_requests: bool = True
@@ -100,6 +104,11 @@ class Settings:
             raise SettingsError(
                 f"{PREFIX}PER_PAGE must be between 1 and {PREFIX}MAX_PER_PAGE "
                 f"({self.max_per_page}), got {self.per_page}"
+            )
+        if self.durability not in DURABILITIES:
+            raise SettingsError(
+                f"{PREFIX}DURABILITY must be one of {', '.join(DURABILITIES)}, "
+                f"got {self.durability!r}"
             )
         if self.browser_sdk_version not in SDK_VERSIONS:
             raise SettingsError(
@@ -155,6 +164,7 @@ def settings_of(request: HasScope) -> Settings:
 
 _CASTS: dict[str, Callable[[str, str], Any]] = {
     "database": lambda _n, v: Path(v),
+    "durability": lambda _n, v: v.strip().lower(),
     "spec_dir": lambda _n, v: Path(v).absolute(),
     "validate_responses": _bool,
     "validate_requests": _bool,

@@ -1,7 +1,23 @@
-"""The SQLite connection lifecycle: connect with pragmas, migrations, short write transactions."""
+"""The SQLite store: connections (WAL, durability, one per thread), migrations, write
+transactions, and storage faults.
+
+What a write guarantees (a second backend must keep the same promises):
+
+- `write` runs its block in one transaction that holds the write lock from its first statement
+  (BEGIN IMMEDIATE), so a read-modify-write inside it sees no concurrent change;
+- it returns only after COMMIT, synced as `durability` says, and after checking that the file
+  at the configured path is still the one written to: a write into a deleted or replaced file
+  is a fault, never an acknowledgement;
+- a backend error about the storage rather than the statement is raised as the domain's
+  `StorageUnavailable` (503) or `StorageFull` (507) (`fault_of`), logged once per fault, and
+  the connection that saw it is never used again: the next request opens a new one, so a fault
+  that clears (space freed, permissions restored, the file put back) clears without a restart.
+"""
 
 from __future__ import annotations
 
+import logging
+import os
 import sqlite3
 import threading
 import time
@@ -9,92 +25,288 @@ import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
 from clientkeys import metrics
+from clientkeys.errors import StorageFull, StorageUnavailable
 
+logger = logging.getLogger(__name__)
 migrations = Migrations("clientkeys")
 BUSY_TIMEOUT_MS = 10_000
+DURABILITY = {"full": "FULL", "normal": "NORMAL"}
+"""The `durability` setting -> SQLite's synchronous mode (in WAL). `full` syncs the WAL to disk
+at every commit: an acknowledged write survives a power cut. `normal` leaves that to the OS:
+it survives a crash of the server (kill -9), not of the machine, and costs no fsync."""
+
+MOVED = "The database file was deleted or replaced while the server was running: put it back."
+READ_ONLY = (
+    "The database is read-only: check the permissions of its file and folder, and its file system."
+)
+_FAULTS: dict[int, tuple[type[StorageUnavailable], str]] = {
+    sqlite3.SQLITE_FULL: (StorageFull, StorageFull.detail),
+    sqlite3.SQLITE_READONLY: (StorageUnavailable, READ_ONLY),
+    sqlite3.SQLITE_CANTOPEN: (
+        StorageUnavailable,
+        "The database file cannot be opened: it is missing or not accessible.",
+    ),
+    sqlite3.SQLITE_IOERR: (
+        StorageUnavailable,
+        "The database file cannot be read or written: disk I/O error.",
+    ),
+    sqlite3.SQLITE_CORRUPT: (StorageUnavailable, "The database file is damaged."),
+    sqlite3.SQLITE_NOTADB: (StorageUnavailable, "The database file is not a database."),
+    sqlite3.SQLITE_BUSY: (
+        StorageUnavailable,
+        f"The database stayed locked by another writer for {BUSY_TIMEOUT_MS // 1000} s.",
+    ),
+    sqlite3.SQLITE_PERM: (StorageUnavailable, "Access to the database file was denied."),
+    sqlite3.SQLITE_NOMEM: (StorageUnavailable, "The database ran out of memory."),
+    sqlite3.SQLITE_PROTOCOL: (StorageUnavailable, "The database's file locking failed."),
+}
+"""SQLite's primary result codes that are about the storage, not the statement."""
 
 
-class DatabaseUnavailable(RuntimeError):
-    """The database file cannot be opened or written; the message says which and why."""
+def fault_of(exc: BaseException) -> StorageUnavailable | None:
+    """The storage fault a backend error stands for, or None when it is not one (a constraint,
+    a bad statement: a bug or a conflict the caller handles)."""
+    if isinstance(exc, StorageUnavailable):
+        return exc
+    code = getattr(exc, "sqlite_errorcode", None)
+    if not isinstance(exc, sqlite3.Error) or code is None:
+        return None
+    if code == sqlite3.SQLITE_READONLY_DBMOVED:
+        return StorageUnavailable(MOVED)
+    if code == sqlite3.SQLITE_IOERR_SHMSIZE:  # the WAL index could not grow: no space left
+        return StorageFull()
+    kind = _FAULTS.get(code & 0xFF)
+    return None if kind is None else kind[0](kind[1])
 
 
-def connect(path: Path | str) -> Database:
-    """Open one connection: WAL journal, a busy timeout, foreign keys on."""
-    try:
-        conn = sqlite3.connect(
-            str(path),
-            timeout=BUSY_TIMEOUT_MS / 1000,
-            isolation_level=None,
-            check_same_thread=False,
-        )
-        conn.execute("PRAGMA foreign_keys = ON")
-        conn.execute("PRAGMA synchronous = NORMAL")
-    except sqlite3.Error as exc:
-        raise DatabaseUnavailable(f"cannot open database {str(path)!r}: {exc}") from exc
-    return Database(conn, execute_plugins=False)
+def reported_fault(exc: BaseException) -> StorageUnavailable | None:
+    """`fault_of(exc)`, logged once as any fault is: for an error that reached the renderer
+    without passing a connection's `execute` (one raised while fetching rows)."""
+    fault = fault_of(exc)
+    if fault is not None and fault is not exc:
+        _report(fault, exc)
+    return fault
+
+
+class _Connection(sqlite3.Connection):
+    """A connection to one file that raises storage faults as domain errors (`fault_of`),
+    remembers that it saw one (`broken`), and which file it opened (`identity`)."""
+
+    path = ""
+    identity: tuple[int, int] | None = None
+    broken = False
+
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+        try:
+            return super().execute(sql, parameters)
+        except sqlite3.Error as exc:
+            raise _fault(self, exc) from exc
+
+
+def _fault(conn: sqlite3.Connection | None, exc: sqlite3.Error) -> BaseException:
+    """The domain fault for `exc` (reported once, its connection marked broken), or `exc`."""
+    fault = fault_of(exc)
+    if fault is None:
+        return exc
+    _mark_broken(conn)
+    metrics.database_error(exc)
+    _report(fault, exc)
+    return fault
+
+
+def _mark_broken(conn: sqlite3.Connection | None) -> None:
+    """Never use `conn` again: the next `connection()` opens a new one."""
+    if isinstance(conn, _Connection):
+        conn.broken = True
 
 
 _local = threading.local()
+_reported_lock = threading.Lock()
+_reported: str | None = None
+"""The storage fault this process last logged; None once a write succeeds again."""
+
+
+def _report(fault: StorageUnavailable, cause: BaseException | None) -> None:
+    """Log a storage fault in one line, once until it changes or clears (not per request)."""
+    global _reported
+    if getattr(_local, "unreported", False):
+        return
+    with _reported_lock:
+        if _reported == fault.detail:
+            return
+        _reported = fault.detail
+    because = f" ({getattr(cause, 'sqlite_errorname', type(cause).__name__)}: {cause})"
+    logger.error(
+        "Storage fault: %s%s Answering %d until it clears.",
+        fault.detail, because if cause is not None else "", fault.status,
+    )  # fmt: skip
+
+
+def _recovered() -> None:
+    """A write was stored: if a fault was reported, say once that it has cleared."""
+    global _reported
+    if _reported is None or getattr(_local, "unreported", False):
+        return
+    with _reported_lock:
+        if _reported is None:
+            return
+        _reported = None
+    logger.warning("Storage recovered: writes are stored again.")
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    """The (device, inode) of the file at `path`, or None when there is none."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino
+
+
+def _in_place(conn: sqlite3.Connection) -> bool:
+    """Whether `conn` saw no fault and its file is still the one at its path."""
+    if not isinstance(conn, _Connection):
+        return True  # an in-memory database or one opened elsewhere
+    return not conn.broken and _identity(conn.path) == conn.identity
+
+
+def connect(path: Path | str, *, durability: str = "full", create: bool = False) -> Database:
+    """Open one connection to the database file at `path` (created only with `create`): a busy
+    timeout, foreign keys on, the `durability`'s synchronous mode. A file that cannot be opened
+    raises StorageUnavailable."""
+    target = os.path.abspath(path)
+    mode = "rwc" if create else "rw"
+    try:
+        conn = sqlite3.connect(
+            f"file:{quote(target)}?mode={mode}",
+            uri=True,
+            timeout=BUSY_TIMEOUT_MS / 1000,
+            isolation_level=None,
+            check_same_thread=False,
+            factory=_Connection,
+        )
+    except sqlite3.Error as exc:
+        raise _fault(None, exc) from exc
+    conn.path, conn.identity = target, _identity(target)
+    # SQLite quietly opens a file it may not write read-only, and such a connection would stay
+    # read-only after the permission comes back: use it for this request only.
+    conn.broken = not os.access(target, os.W_OK)
+    try:
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute(f"PRAGMA synchronous = {DURABILITY[durability]}")
+    except BaseException:
+        conn.close()
+        raise
+    return Database(conn, execute_plugins=False)
+
+
 MAX_THREAD_CONNECTIONS = 4
 
 
-def connection(path: Path | str) -> Database:
+def connection(path: Path | str, durability: str = "full") -> Database:
     """This thread's connection to `path`, opened on first use and kept for the thread's life.
 
     Requests on one thread reuse it (as Datasette does); no connection is ever shared between
-    threads. A write leaves no transaction open (see `write`), so each request starts clean.
+    threads. A connection that saw a storage fault, or whose file is no longer the one at
+    `path` (deleted or replaced), is closed and a new one opened: that is how the server
+    recovers once a fault clears. A write leaves no transaction open (see `write`).
     """
-    cache: dict[str, Database] | None = getattr(_local, "connections", None)
+    cache: dict[tuple[str, str], Database] | None = getattr(_local, "connections", None)
     if cache is None:
         cache = _local.connections = {}
-    key = str(path)
+    key = (str(path), durability)
     database = cache.get(key)
+    if database is not None and not _in_place(database.conn):
+        _close_quietly(cache.pop(key))
+        database = None
+        if _identity(os.path.abspath(path)) is None:
+            fault = StorageUnavailable(MOVED)
+            _report(fault, None)
+            raise fault
     if database is None:
         if len(cache) >= MAX_THREAD_CONNECTIONS:  # tests open many files from one thread
-            cache.pop(next(iter(cache))).close()
-        database = cache[key] = connect(path)
+            _close_quietly(cache.pop(next(iter(cache))))
+        database = cache[key] = connect(path, durability=durability)
     return database
 
 
+def _close_quietly(database: Database) -> None:
+    try:
+        database.close()
+    except sqlite3.Error:
+        pass
+
+
 @contextmanager
-def using(path: Path | str) -> Iterator[Database]:
-    """This thread's connection for one unit of work (the journal's write; handlers use
-    `handlers._request.get_db`); never left inside a transaction."""
-    database = connection(path)
+def using(path: Path | str, durability: str = "full") -> Iterator[Database]:
+    """This thread's connection for one unit of work (the token lookup, the journal; handlers
+    use `handlers._request.get_db`); never left inside a transaction."""
+    database = connection(path, durability)
     try:
         yield database
     finally:
-        if database.conn.in_transaction:
-            database.conn.rollback()
+        rollback(database.conn)
 
 
 def init_db(path: Path | str) -> None:
-    """Create the file if needed, switch it to WAL and apply pending migrations."""
-    db = connect(path)
-    try:
-        if str(path) != ":memory:":
-            db.execute("PRAGMA journal_mode = WAL")
+    """Create the file if needed, switch it to WAL, apply pending migrations, and prove that
+    a transaction can be committed to it. A database that cannot be used raises
+    StorageUnavailable with a one-line message naming the file (what `serve` says at start)."""
+    if str(path) == ":memory:":
+        migrate(Database(memory=True))
+        return
+    with _at_start(path), connect(path, create=True) as db:
+        db.execute("PRAGMA journal_mode = WAL")
         migrate(db)
-    except sqlite3.Error as exc:
-        raise DatabaseUnavailable(f"cannot write database {str(path)!r}: {exc}") from exc
+        _probe_write(db)
+
+
+def check_writable(path: Path | str) -> None:
+    """StorageUnavailable, with a one-line message naming `path`, unless a transaction can be
+    committed to the existing database there (`init_db` checks it too)."""
+    with _at_start(path), connect(path) as db:
+        _probe_write(db)
+
+
+@contextmanager
+def _at_start(path: Path | str) -> Iterator[None]:
+    """Faults raised inside are told by one message naming `path`, not logged."""
+    _local.unreported = True
+    try:
+        yield
+    except StorageUnavailable as fault:
+        detail = fault.detail
+        if os.path.exists(path) and not os.access(path, os.W_OK):
+            detail = READ_ONLY  # what an unwritable file system gives is not always READONLY
+        raise type(fault)(f"Cannot use the database {path}: {detail}") from fault
     finally:
-        db.close()
+        _local.unreported = False
 
 
 def probe(path: Path | str) -> None:
     """Readiness: read the schema and write one row of the `health` table (a short write
-    transaction, as a request's), on this thread's connection. Raises what SQLite raised."""
+    transaction, as a request's), on this thread's connection; a fault raises what a request
+    would answer (`StorageUnavailable`)."""
     with using(path) as database:
         database.execute("SELECT count(*) FROM _sqlite_migrations").fetchone()
         with write(database):
             database.execute(
                 "INSERT OR REPLACE INTO health (id, checked) VALUES (1, ?)", [time.time()]
             )
+
+
+def _probe_write(db: Database) -> None:
+    """Commit a transaction that changes nothing but is written all the same (a WAL frame)."""
+    with write(db):
+        version = int(db.execute("PRAGMA user_version").fetchone()[0])
+        db.execute(f"PRAGMA user_version = {version}")
 
 
 def migrate(db: Database) -> None:
@@ -110,22 +322,40 @@ _lock_of_connection: weakref.WeakKeyDictionary[Database, threading.Lock] = (
 
 @contextmanager
 def write(db: Database) -> Iterator[Database]:
-    """A short write transaction that takes the write lock up front (no upgrade deadlocks).
+    """One write transaction, holding the write lock from its start (BEGIN IMMEDIATE): what the
+    block reads cannot change before it commits. Returns after COMMIT, once the file at the
+    configured path is still the one written to; a storage fault raises StorageUnavailable.
 
     Threads of one process queue on a Python lock, so at most one of them at a time asks
     SQLite for the write lock; that one retries every few milliseconds while another process
     holds it. SQLite's own busy handler would sleep in steps growing to 100 ms, which turns a
     queue of sub-millisecond writes into long latency tails.
     """
+    conn = db.conn
     with _locked(_write_lock(db)):
-        _begin_immediate(db.conn)
+        _begin_immediate(conn)
         try:
             yield db
+            conn.execute("COMMIT")
         except BaseException:
-            db.conn.execute("ROLLBACK")
+            rollback(conn)
             raise
-        else:
-            db.conn.execute("COMMIT")
+        if not _in_place(conn):
+            fault = StorageUnavailable(MOVED)
+            _mark_broken(conn)
+            _report(fault, None)
+            raise fault
+    _recovered()
+
+
+def rollback(conn: sqlite3.Connection) -> None:
+    """End any transaction left open on `conn`; a connection that cannot is not used again."""
+    if not conn.in_transaction:
+        return
+    try:
+        sqlite3.Connection.execute(conn, "ROLLBACK")
+    except sqlite3.Error:
+        _mark_broken(conn)
 
 
 def _write_lock(db: Database) -> threading.Lock:
@@ -158,11 +388,12 @@ def _begin_immediate(conn: sqlite3.Connection) -> None:
     try:
         while True:
             try:
-                conn.execute("BEGIN IMMEDIATE")
+                sqlite3.Connection.execute(conn, "BEGIN IMMEDIATE")
                 break
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() > deadline:
-                    raise
+            except sqlite3.Error as exc:
+                busy = getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY
+                if not busy or time.monotonic() > deadline:
+                    raise _fault(conn, exc) from exc
                 waited = True
                 time.sleep(pause)
                 pause = min(pause * 1.5, 0.005)

@@ -27,7 +27,8 @@ DEFAULT_LOADER_OPTIONS = {"hasPerformance": True, "hasReplay": True}
 DEFAULT_KEY_NAME = "Default"
 """The name of the key every new project gets, as on Sentry."""
 TOKEN_PREFIX = "sntrys_"
-SLUG_PATTERN = r"^(?![0-9]+$)[a-z0-9_-]{1,50}$"
+SLUG_PATTERN = r"^(?![0-9]+$)[a-z0-9_-]{1,50}$(?!\n)"
+"""A JSON Schema pattern; the `(?!\n)` keeps Python's `$` from accepting a final newline."""
 SLUG_RULE = "use 1-50 lowercase letters, digits, '-' or '_', not only digits"
 """Sentry's slug rule, in words for messages."""
 

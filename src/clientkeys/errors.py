@@ -10,7 +10,14 @@ The hierarchy::
     ├── NotFound                    404 no such organization, project or key
     ├── Conflict                    409 a slug or key that already exists (CLI only)
     ├── PayloadTooLarge             413 a body over the configured limit
-    └── UnsupportedMediaType        415 a body that is not JSON
+    ├── UriTooLong                  414 a request target over MAX_TARGET_BYTES (HTTP layer)
+    ├── UnsupportedMediaType        415 a body that is not JSON
+    ├── HeaderFieldsTooLarge        431 header fields over MAX_HEADER_BYTES or MAX_HEADERS
+    └── StorageUnavailable          503 the database cannot be used now; `detail` says why
+        └── StorageFull             507 the disk holding the database is full
+
+Storage faults (503, 507) are what every backend's faults are classified into (`db.fault_of`
+for SQLite), so that the guarantees and the answers are the same whatever stores the data.
 
 This module imports nothing of the web stack, so that the pure modules (pagination,
 repository, serializers, domain) can raise these errors. `rendering` turns them, and every
@@ -26,6 +33,15 @@ from typing import Any
 NOT_FOUND = "The requested resource does not exist"
 NO_PERMISSION = "You do not have permission to perform this action."
 NO_CREDENTIALS = "Authentication credentials were not provided."
+WWW_AUTHENTICATE = {"WWW-Authenticate": 'xBasic realm="api"'}
+"""Sent with every 401, as Sentry does."""
+MAX_TARGET_BYTES = 8192
+"""The longest request target (path and query) the server reads: 414 beyond it."""
+MAX_HEADER_BYTES = 16384
+MAX_HEADERS = 100
+"""The header fields the server reads (names and values, in all; how many): 431 beyond them."""
+MAX_QUERY_PARAMETERS = 100
+"""Query parameters of one request: 400 beyond them."""
 
 
 class ClientKeysError(Exception):
@@ -41,6 +57,10 @@ class ClientKeysError(Exception):
     def body(self) -> Any:
         """The JSON body sent to the client."""
         return {"detail": self.detail}
+
+    def headers(self) -> dict[str, str]:
+        """The headers this error's response needs besides the usual ones."""
+        return {}
 
 
 class BadRequest(ClientKeysError):
@@ -68,6 +88,9 @@ class NotAuthenticated(ClientKeysError):
 
     status = 401
     detail = NO_CREDENTIALS
+
+    def headers(self) -> dict[str, str]:
+        return dict(WWW_AUTHENTICATE)
 
 
 class PermissionDenied(ClientKeysError):
@@ -98,8 +121,45 @@ class PayloadTooLarge(ClientKeysError):
     detail = "Request body is too large."
 
 
+class UriTooLong(ClientKeysError):
+    """The request target is longer than the server reads (refused by the HTTP layer)."""
+
+    status = 414
+    detail = f"The request target is longer than {MAX_TARGET_BYTES} bytes."
+
+
 class UnsupportedMediaType(ClientKeysError):
     """The body is sent with a media type the operation does not take."""
 
     status = 415
     detail = "Unsupported media type."
+
+
+class HeaderFieldsTooLarge(ClientKeysError):
+    """The header fields are larger than the server reads (refused by the HTTP layer)."""
+
+    status = 431
+    detail = (
+        f"The request's header fields are larger than {MAX_HEADER_BYTES} bytes "
+        f"or more than {MAX_HEADERS}."
+    )
+
+
+class StorageUnavailable(ClientKeysError):
+    """The database cannot be used now (read-only, missing, damaged, busy); nothing was
+    stored. The server answers this until the cause is gone, then recovers by itself."""
+
+    status = 503
+    detail = "The database cannot be used now: nothing was stored."
+    retry_after = 5
+    """Seconds a client should wait before trying again (`Retry-After`)."""
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class StorageFull(StorageUnavailable):
+    """The disk holding the database is full; nothing was stored."""
+
+    status = 507
+    detail = "The disk holding the database is full: nothing was stored."

@@ -29,7 +29,7 @@ from sqlite_utils import Database
 from clientkeys import domain, repository
 from clientkeys.errors import ClientKeysError, NotFound
 
-HEX32 = "^[a-f0-9]{32}$"
+HEX32 = r"^[a-f0-9]{32}$(?!\n)"
 SLUG = {"type": "string", "pattern": domain.SLUG_PATTERN}
 _KEY = {
     "type": "object",
@@ -84,7 +84,7 @@ SCHEMA = {
                 "required": ["token", "scopes"],
                 "additionalProperties": False,
                 "properties": {
-                    "token": {"type": "string", "pattern": "^[!-~]{8,}$"},
+                    "token": {"type": "string", "pattern": r"^[!-~]{8,}$(?!\n)"},
                     "org": {"type": "string"},
                     "scopes": {
                         "type": "array",

@@ -9,6 +9,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from clientkeys import db, exchange, repository
 from clientkeys.config import Settings
+from clientkeys.errors import StorageUnavailable
 
 ADMIN_PREFIX = "/__admin"
 
@@ -43,5 +44,8 @@ class JournalMiddleware:
         await self.app(scope, receive, record_status)
 
     def _write(self, entry: dict[str, Any]) -> None:
-        with db.using(self.settings.database) as database:
-            repository.log_request(database, entry, self.settings.journal_size)
+        try:
+            with db.using(self.settings.database, self.settings.durability) as database:
+                repository.log_request(database, entry, self.settings.journal_size)
+        except StorageUnavailable:
+            pass  # `db` logged the fault; the request's own answer is not the journal's to spoil

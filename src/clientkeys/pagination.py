@@ -7,6 +7,7 @@ server hands out are the ones Sentry's own server would.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -16,6 +17,9 @@ from clientkeys.errors import BadRequest
 
 INVALID_CURSOR = "Invalid cursor parameter."
 INVALID_PER_PAGE = "Invalid per_page parameter."
+_CURSOR = re.compile(r"(-?[0-9]{1,19}(?:\.[0-9]{1,18})?):([0-9]{1,9}):([01])")
+"""`value:offset:is_prev`, matched whole: ASCII digits only; no `+`, space, `_` or newline
+where `int` would take them. (The spec allows 18 digits; values below 2**63 are read.)"""
 
 Row = TypeVar("Row")
 Fetch = Callable[[float | None, bool, int, int], Sequence[Row]]
@@ -52,17 +56,14 @@ def parse_cursor(raw: str | None) -> Cursor | None:
     """Parse `value:offset:is_prev`; None or "" means no cursor. Anything else is a 400."""
     if not raw:
         return None
-    bits = raw.split(":")
-    if len(bits) != 3:
+    match = _CURSOR.fullmatch(raw)
+    if match is None:
         raise BadRequest(INVALID_CURSOR)
-    try:
-        value: int | float = float(bits[0]) if "." in bits[0] else int(bits[0])
-        offset, is_prev = int(bits[1]), int(bits[2])
-    except ValueError:
-        raise BadRequest(INVALID_CURSOR) from None
-    if offset < 0 or is_prev not in (0, 1) or abs(value) >= 2**63:
+    number, offset, is_prev = match.groups()
+    value: int | float = float(number) if "." in number else int(number)
+    if abs(value) >= 2**63:
         raise BadRequest(INVALID_CURSOR)
-    return Cursor(value, offset, bool(is_prev))
+    return Cursor(value, int(offset), is_prev == "1")
 
 
 def check_per_page(per_page: int, maximum: int) -> int:

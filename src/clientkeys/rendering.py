@@ -2,7 +2,8 @@
 
 Domain errors (`errors.ClientKeysError`) carry their status and body. Connexion's own problems
 (validation, security, 415) and Starlette's HTTP errors (404, 405) are rendered in the same
-`{"detail": "..."}` shape, never problem+json; anything else is a logged 500.
+`{"detail": "..."}` shape, never problem+json; a storage error is its fault (503, 507);
+anything else is a logged 500.
 """
 
 from __future__ import annotations
@@ -18,14 +19,10 @@ from connexion.exceptions import ProblemException
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from starlette.exceptions import HTTPException
 
-from clientkeys import compiled, metrics
-from clientkeys.db import DatabaseUnavailable
-from clientkeys.errors import NOT_FOUND, ClientKeysError
+from clientkeys import compiled, db, metrics
+from clientkeys.errors import NOT_FOUND, WWW_AUTHENTICATE, ClientKeysError
 
 logger = logging.getLogger(__name__)
-
-WWW_AUTHENTICATE = {"WWW-Authenticate": 'xBasic realm="api"'}
-"""Sent with every 401, as Sentry does."""
 
 
 def json_response(
@@ -42,16 +39,15 @@ def json_response(
 
 
 async def render_domain_error(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
-    """Render a `ClientKeysError` as its status and body."""
+    """Render a `ClientKeysError` as its status, body and headers."""
     assert isinstance(exc, ClientKeysError)
-    headers = WWW_AUTHENTICATE if exc.status == 401 else None
-    return json_response(exc.status, exc.body(), headers)
+    return json_response(exc.status, exc.body(), exc.headers())
 
 
 def allowed_methods(routes: Mapping[str, Sequence[str]], path: str) -> list[str] | None:
     """The methods served on `path`, or None when no route matches it."""
     for template, methods in routes.items():
-        if re.match("^" + re.sub(r"\{[^/]+\}", "[^/]+", template) + "$", path):
+        if re.fullmatch(re.sub(r"\{[^/]+\}", "[^/]+", template), path):
             return [*methods, *(["HEAD"] if "GET" in methods else [])]
     return None
 
@@ -84,8 +80,11 @@ def install(app: FlaskApp, routes: Mapping[str, Sequence[str]]) -> None:
         return json_response(exc.status_code, {"detail": detail}, headers)
 
     async def render_crash(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
-        if isinstance(exc, sqlite3.Error | DatabaseUnavailable):
+        if isinstance(exc, sqlite3.Error):
             metrics.database_error(exc)
+        fault = db.reported_fault(exc)  # a storage error the connection did not translate
+        if fault is not None:
+            return await render_domain_error(request, fault)
         logger.error("Unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
         return json_response(500, {"detail": "Internal Error"})
 

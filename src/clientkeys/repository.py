@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlite_utils import Database
@@ -34,8 +34,11 @@ def _all(db: Database, sql: str, params: Sequence[Any]) -> list[Row]:
 
 
 def _by_ref(ref: str) -> tuple[str, Any]:
-    """A path segment that is all digits names an id; anything else a slug."""
-    return ("id", int(ref)) if ref.isdigit() and len(ref) < 19 else ("slug", ref)
+    """A path segment of ASCII digits names an id; anything else a slug. (`str.isdigit` alone
+    also takes "²" and "١": the first breaks `int`, the second would name the id 1.)"""
+    if ref.isascii() and ref.isdigit() and len(ref) < 19:
+        return "id", int(ref)
+    return "slug", ref
 
 
 # Organizations ---------------------------------------------------------------------------
@@ -203,22 +206,27 @@ def _insert_key(db: Database, project_id: int | None, key: Mapping[str, Any]) ->
 
 
 def insert_key(db: Database, project_id: int, key: Mapping[str, Any]) -> Row:
-    """Store a new key (its columns from `domain.new_key`) and audit it; a 400 field error if
-    its public or secret key is taken."""
+    """Store a new key (its columns from `domain.new_key`) and audit it; a 400 field error naming
+    `public` or `secret` if either is taken. The check and the insert share one transaction."""
+    try:
+        with database.write(db):
+            _check_keys_free(db, key)
+            row = _one(db, "SELECT * FROM keys WHERE id = ?", [_insert_key(db, project_id, key)])
+            assert row is not None
+            _audit(db, project_id, domain.KEY_ADDED, row["public_key"], domain.audit_fields(row))
+    except sqlite3.IntegrityError:
+        # Only where a concurrent insert can commit between the check and the insert (a backend
+        # that locks less than the whole database): the check now names the field it took.
+        _check_keys_free(db, key)
+        raise
+    return row
+
+
+def _check_keys_free(db: Database, key: Mapping[str, Any]) -> None:
     for field in ("public", "secret"):
         column = f"{field}_key"
         if _one(db, f"SELECT 1 FROM keys WHERE {column} = ?", [key[column]]):
             raise FieldErrors({field: [f"A client key with this {field} key already exists."]})
-    try:
-        with database.write(db):
-            row = _one(db, "SELECT * FROM keys WHERE id = ?", [_insert_key(db, project_id, key)])
-            assert row is not None
-            _audit(db, project_id, domain.KEY_ADDED, row["public_key"], domain.audit_fields(row))
-    except sqlite3.IntegrityError:  # a concurrent insert took the same explicit key
-        raise FieldErrors(
-            {"public": ["A client key with this public key already exists."]}
-        ) from None
-    return row
 
 
 def find_key(db: Database, public_key: str) -> Row | None:
@@ -269,10 +277,21 @@ def list_keys(
     )
 
 
-def update_key(db: Database, row: Row, planned: Row) -> Row:
-    """Store a key's planned update (`domain.plan_update`) and audit it; returns the new row."""
-    columns = domain.updated_columns(planned)
+def update_key(
+    db: Database,
+    project_id: int,
+    public_key: str,
+    plan: Callable[[Row], Row],
+    *,
+    include_internal: bool,
+) -> Row:
+    """Read the key, `plan` its new columns (`domain.plan_update`), store them and audit the
+    edit, all in one write transaction: a concurrent update or delete is either wholly before
+    this one or wholly after it. NotFound if the key is gone. Returns the new row."""
     with database.write(db):
+        row = get_key(db, project_id, public_key, include_internal=include_internal)
+        planned = plan(row)
+        columns = domain.updated_columns(planned)
         db.execute(
             f"UPDATE keys SET {', '.join(f'{c} = ?' for c in columns)} WHERE id = ?",
             [*columns.values(), row["id"]],
@@ -282,9 +301,11 @@ def update_key(db: Database, row: Row, planned: Row) -> Row:
     return planned
 
 
-def delete_key(db: Database, row: Row) -> None:
-    """Delete a key for good, and audit it."""
+def delete_key(db: Database, project_id: int, public_key: str, *, include_internal: bool) -> None:
+    """Delete a key for good, and audit it, in one write transaction: of two concurrent deletes
+    one finds the key, the other gets NotFound."""
     with database.write(db):
+        row = get_key(db, project_id, public_key, include_internal=include_internal)
         _audit(
             db, row["project_id"], domain.KEY_REMOVED, row["public_key"], domain.audit_fields(row)
         )

@@ -22,7 +22,12 @@ from connexion.spec import Specification
 from clientkeys import connexion_hooks, openapi, ops, rendering
 from clientkeys.access import AccessMiddleware, ValidatedMarker
 from clientkeys.compiled import OrjsonJsonifier
-from clientkeys.guards import BodyLimitMiddleware, PathGuardMiddleware
+from clientkeys.guards import (
+    BodyLimitMiddleware,
+    PathGuardMiddleware,
+    RequestHeadGuardMiddleware,
+    SecurityHeadersMiddleware,
+)
 
 
 @dataclass(frozen=True)
@@ -51,8 +56,8 @@ def build_app(
     own_endpoints: bool = True,
 ) -> FlaskApp:
     """A FlaskApp serving `apis` with strict validation, Sentry's error shape and messages, the
-    `security` handler for bearer schemes, the body limit and path guards, compact JSON, and
-    `threads` handler threads (None: a2wsgi's default).
+    `security` handler for bearer schemes, the request guards and security headers, compact
+    JSON, and `threads` handler threads (None: a2wsgi's default).
 
     In front of them: the docs page over `apis` and health (readiness runs `checks`), see
     `ops`. With `observe`, every request gets an id and an access log line, and with
@@ -84,6 +89,7 @@ def build_app(
     routes = openapi.routes_of(api.spec for api in apis)
     rendering.install(app, routes)
     # Outermost first: each later middleware at this position sits inside the earlier ones.
+    app.add_middleware(SecurityHeadersMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION)
     if observe:
         app.add_middleware(
             AccessMiddleware, MiddlewarePosition.BEFORE_EXCEPTION, record_metrics=record_metrics
@@ -102,6 +108,10 @@ def build_app(
         BodyLimitMiddleware, position=MiddlewarePosition.BEFORE_SWAGGER, max_bytes=max_body_bytes
     )
     app.add_middleware(PathGuardMiddleware, position=MiddlewarePosition.BEFORE_SWAGGER)
+    app.add_middleware(RequestHeadGuardMiddleware, position=MiddlewarePosition.BEFORE_SWAGGER)
+    # Inside response validation too, which checks the documented headers of the handlers'
+    # answers (the outer one, above, gives them to errors and the operations endpoints).
+    app.add_middleware(SecurityHeadersMiddleware, position=MiddlewarePosition.BEFORE_CONTEXT)
     return app
 
 

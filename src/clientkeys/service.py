@@ -88,10 +88,13 @@ def run(settings: Settings, process: Process, sock: socket.socket) -> None:
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
+    from clientkeys.uvicorn_hooks import LimitedHttpToolsProtocol
+
     config = uvicorn.Config(
         APP, factory=True, host=process.host, port=sock.getsockname()[1],
         workers=process.workers, log_level=process.log_level, access_log=False,
         log_config=logs.config(process.log_format, process.log_level),
+        http=LimitedHttpToolsProtocol,
     )  # fmt: skip
     host, port = sock.getsockname()[:2]
     url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"

@@ -9,6 +9,7 @@ validators; the query-parameter validator only overrides Connexion's public meth
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -19,6 +20,7 @@ from connexion.lifecycle import ConnexionRequest
 from connexion.utils import is_null, is_nullable
 from connexion.validators import ParameterValidator
 from jsonschema import Draft4Validator, ValidationError
+from starlette.datastructures import QueryParams
 
 from clientkeys import compiled, pagination
 from clientkeys.errors import BadRequest, ClientKeysError, FieldErrors, UnsupportedMediaType
@@ -166,8 +168,24 @@ def response_needs_python_check(method: str | None, schema: Any, body: Any) -> b
     return method != "HEAD" and not compiled.accepts(schema, body)
 
 
+INTEGER = re.compile(r"-?[0-9]+")
+"""An integer parameter as written: Python's `int` also takes " 1", "1_0" and "١"."""
+
+
+def _raw_query(request: ConnexionRequest) -> QueryParams:
+    """The query parameters as written (Connexion's `query_params` are already coerced)."""
+    parsed: QueryParams | None = request.scope.get(_RAW_QUERY)
+    if parsed is None:
+        parsed = request.scope[_RAW_QUERY] = QueryParams(request.scope.get("query_string", b""))
+    return parsed
+
+
+_RAW_QUERY = "clientkeys.raw_query"
+
+
 class SentryParameterValidator(ParameterValidator):  # type: ignore[misc]
-    """Query parameters: Sentry's messages for `cursor` and `per_page`; compiled checks."""
+    """Query parameters: Sentry's messages for `cursor` and `per_page`; compiled checks;
+    integers only in plain ASCII digits."""
 
     @staticmethod
     def validate_parameter(
@@ -179,18 +197,23 @@ class SentryParameterValidator(ParameterValidator):  # type: ignore[misc]
         return ParameterValidator.validate_parameter(parameter_type, value, param, param_name)
 
     def validate_query_parameter(self, param: dict[str, Any], request: ConnexionRequest) -> Any:
+        name = param["name"]
         error = super().validate_query_parameter(param, request)
+        if not error and param.get("schema", {}).get("type") == "integer":
+            written = _raw_query(request).getlist(name)
+            error = next((f"{name}: {v!r} is not an integer" for v in written
+                          if not INTEGER.fullmatch(v)), None)  # fmt: skip
         if not error:
             return None
-        name = param["name"]
         if name == "cursor":
             return pagination.INVALID_CURSOR
         if name == "per_page":
             maximum = param.get("schema", {}).get("maximum", 100)
-            try:
-                pagination.check_per_page(int(request.query_params.get(name)), maximum)
-            except (TypeError, ValueError):
+            raw = _raw_query(request).get(name) or ""
+            if not INTEGER.fullmatch(raw):
                 return pagination.INVALID_PER_PAGE
+            try:
+                pagination.check_per_page(int(raw), maximum)
             except ClientKeysError as exc:
                 return exc.detail
         return error

@@ -25,7 +25,8 @@ def settings() -> Settings:
 def get_db() -> Database:
     """This request's database connection."""
     if "db" not in g:
-        g.db = db.connection(settings().database)
+        current = settings()
+        g.db = db.connection(current.database, current.durability)
     database: Database = g.db
     return database
 
@@ -33,8 +34,8 @@ def get_db() -> Database:
 def close_db(_exc: BaseException | None = None) -> None:
     """At the end of a request: roll back any transaction it left open."""
     database: Database | None = g.pop("db", None)
-    if database is not None and database.conn.in_transaction:
-        database.conn.rollback()
+    if database is not None:
+        db.rollback(database.conn)
 
 
 def init_app(app: FlaskApp) -> None:
@@ -69,10 +70,16 @@ def project_for(organization: str, project: str, token: dict[str, Any]) -> Row:
     return row
 
 
+def sees_internal(token: dict[str, Any]) -> bool:
+    """Internal keys exist only for superuser tokens."""
+    return bool(token["is_superuser"])
+
+
 def key_for(project: Row, key_id: str, token: dict[str, Any]) -> Row:
-    """The key named in the path; internal keys exist only for superuser tokens."""
-    internal = bool(token["is_superuser"])
-    return repository.get_key(get_db(), project["id"], key_id, include_internal=internal)
+    """The key named in the path, if this token may see it."""
+    return repository.get_key(
+        get_db(), project["id"], key_id, include_internal=sees_internal(token)
+    )
 
 
 def key_context(token: dict[str, Any], project: Row) -> KeyContext:

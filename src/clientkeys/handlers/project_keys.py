@@ -12,6 +12,7 @@ from clientkeys.handlers._request import (
     key_for,
     project_for,
     query_items,
+    sees_internal,
     settings,
 )
 from clientkeys.serializers import serialize_key
@@ -34,7 +35,7 @@ def list_a_projects_client_keys(
     limit = pagination.check_per_page(per_page or current.per_page, current.max_per_page)
     position = pagination.parse_cursor(cursor)
     wanted = domain.STATUSES.get(status, NOTHING) if status else None
-    internal = bool(token_info["is_superuser"])
+    internal = sees_internal(token_info)
     project = project_for(organization_slug, project_slug, token_info)
     page = pagination.fetch_page(
         lambda bound, ascending, offset, size: repository.list_keys(
@@ -88,9 +89,12 @@ def update_a_client_key(
 ) -> Response:
     """PUT .../keys/{key_id}/: Sentry's update semantics; 200 with the key."""
     project = project_for(organization_slug, project_slug, token_info)
-    row = key_for(project, key_id, token_info)
-    planned = domain.plan_update(row, body or {}, settings().browser_sdk_version)
-    row = repository.update_key(get_db(), row, planned)
+    changes, sdk_version = body or {}, settings().browser_sdk_version
+    row = repository.update_key(
+        get_db(), project["id"], key_id,
+        lambda stored: domain.plan_update(stored, changes, sdk_version),
+        include_internal=sees_internal(token_info),
+    )  # fmt: skip
     return serialize_key(row, key_context(token_info, project)), 200
 
 
@@ -99,5 +103,7 @@ def delete_a_client_key(
 ) -> Response:
     """DELETE .../keys/{key_id}/: gone for good; 204 with no body."""
     project = project_for(organization_slug, project_slug, token_info)
-    repository.delete_key(get_db(), key_for(project, key_id, token_info))
+    repository.delete_key(
+        get_db(), project["id"], key_id, include_internal=sees_internal(token_info)
+    )
     return None, 204

@@ -1,0 +1,207 @@
+"""Real `clientkeys serve` processes for the fault, race and HTTP-edge tests: seeded databases,
+servers that can be killed whole, small file systems, raw HTTP and JSON calls."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from clientkeys import db, repository
+from clientkeys.pytest_plugin import free_port
+
+ORG, PROJECT = "acme", "web"
+KEYS = f"/api/0/projects/{ORG}/{PROJECT}/keys/"
+ALL_SCOPES = ["project:read", "project:write", "project:admin"]
+
+
+def seed(path: Path) -> str:
+    """A database with organization `acme`, project `web`; returns an all-scopes token."""
+    db.init_db(path)
+    with db.connect(path) as conn:
+        repository.insert_organization(conn, ORG)
+        repository.insert_project(conn, ORG, PROJECT)
+        token, _ = repository.insert_token(conn, ORG, ALL_SCOPES)
+    return token
+
+
+def serve_command(port: int, database: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "clientkeys", "serve", "--port", str(port), "--database",
+            str(database), "--workers", "2", "--log-level", "warning", *extra]  # fmt: skip
+
+
+@dataclass
+class Server:
+    """A running `clientkeys serve` (its own process group: it can be killed whole)."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    token: str
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def connection(self) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        conn: http.client.HTTPConnection | None = None,
+    ) -> tuple[int, Any, http.client.HTTPResponse]:
+        """One request with the token; (status, decoded JSON or None, response)."""
+        own = conn is None
+        conn = conn or self.connection()
+        headers = {"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"}
+        try:
+            conn.request(method, path, None if body is None else json.dumps(body), headers)
+            response = conn.getresponse()
+            data = response.read()
+        finally:
+            if own:
+                conn.close()
+        return response.status, json.loads(data) if data else None, response
+
+    def workers(self) -> list[int]:
+        """The worker processes' ids."""
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        return [int(pid) for pid in children.read_text().split()]
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Send `sig` to the server and its workers at once, and wait for the server."""
+        try:
+            os.killpg(self.process.pid, sig)
+        except ProcessLookupError:
+            pass
+        self.process.wait(timeout=30)
+
+
+@contextmanager
+def serving(database: Path, token: str, *extra: str, logs: Path | None = None) -> Iterator[Server]:
+    """`clientkeys serve` with 2 workers on `database` until the block ends (then SIGTERM);
+    its output goes to a file in `logs` (default: the database's folder)."""
+    port = free_port()
+    log = (logs or database.parent) / f"server-{port}.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            serve_command(port, database, *extra), stdout=output, stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONWARNINGS": "ignore"}, start_new_session=True,
+        )  # fmt: skip
+    server = Server(process, port, token, log)
+    try:
+        wait_until_up(server)
+        yield server
+    finally:
+        if process.poll() is None:
+            server.kill(signal.SIGTERM)
+
+
+def wait_until_up(server: Server, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with urllib.request.urlopen(f"{server.url}/openapi.json", timeout=2):
+                return
+        except (urllib.error.URLError, OSError):
+            pass
+        if server.process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"the server did not start:\n{server.log.read_text()[-4000:]}")
+        time.sleep(0.05)
+
+
+def run_serve(database: Path, seconds: float = 30) -> subprocess.CompletedProcess[str]:
+    """`clientkeys serve` expected to refuse to start: its exit and output (fails if it serves)."""
+    port = free_port()
+    try:
+        return subprocess.run(
+            serve_command(port, database), capture_output=True, text=True, timeout=seconds,
+            env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        )  # fmt: skip
+    except subprocess.TimeoutExpired as exc:
+        raise AssertionError(f"the server started on {database} instead of refusing") from exc
+
+
+def raw_exchange(port: int, data: bytes | Sequence[bytes], timeout: float = 10) -> bytes:
+    """Send raw bytes (in pieces, if a sequence), read until the server closes or goes quiet."""
+    pieces = [data] if isinstance(data, bytes) else list(data)
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        try:
+            for piece in pieces:
+                sock.sendall(piece)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server answered and closed before reading everything
+        return _read_all(sock)
+
+
+def _read_all(sock: socket.socket) -> bytes:
+    sock.settimeout(2)
+    received = b""
+    try:
+        while chunk := sock.recv(65536):
+            received += chunk
+    except (TimeoutError, ConnectionResetError):
+        pass
+    return received
+
+
+def responses(raw: bytes) -> list[tuple[int, dict[str, str], bytes]]:
+    """Split raw HTTP/1.1 responses (Content-Length bodies) into (status, headers, body)."""
+    found = []
+    while raw:
+        head, _, rest = raw.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        headers = dict(line.lower().split(": ", 1) for line in lines[1:])
+        length = int(headers.get("content-length", "0"))
+        found.append((int(lines[0].split()[1]), headers, rest[:length]))
+        raw = rest[length:]
+    return found
+
+
+@contextmanager
+def small_filesystem(size: str) -> Iterator[Path]:
+    """A tmpfs of `size` (e.g. "2m"), mounted for the block: a disk that can fill up. Needs
+    root, as `make test` runs in CI; fails with the reason otherwise."""
+    mount_point = Path(tempfile.mkdtemp(prefix="clientkeys-fs-"))
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount_point)],
+                          capture_output=True, text=True)  # fmt: skip
+    if done.returncode != 0:
+        mount_point.rmdir()
+        raise RuntimeError(f"cannot mount a tmpfs (this test needs root): {done.stderr.strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+        mount_point.rmdir()
+
+
+def chattr(flag: str, *paths: Path) -> None:
+    """Set or clear a file attribute (`+i`: immutable, unwritable even for root)."""
+    subprocess.run(["chattr", flag, *map(str, paths)], check=True, capture_output=True)
+
+
+def stored_public_keys(database: Path) -> set[str]:
+    """The public keys stored in a database file (read directly, WAL included)."""
+    with db.connect(database) as conn:
+        return {row[0] for row in conn.execute("SELECT public_key FROM keys").fetchall()}
+
+
+def integrity(database: Path) -> str:
+    with db.connect(database) as conn:
+        return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
