@@ -174,7 +174,9 @@ def test_reset_returns_to_the_saved_start_state(memory_db: Database, project: do
     [default_key] = repository.list_keys(
         memory_db, project["id"], bound=None, ascending=False, offset=0, limit=1
     )
-    repository.delete_key(memory_db, default_key)
+    repository.delete_key(
+        memory_db, project["id"], default_key["public_key"], include_internal=False
+    )
     repository.insert_key(memory_db, project["id"], domain.new_key(name="later"))
     repository.insert_organization(memory_db, "globex", None)
     repository.insert_project(memory_db, "globex", "api")

@@ -15,13 +15,12 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
 from clientkeys import auth, pagination
-from clientkeys.errors import NO_PERMISSION, NOT_FOUND, ClientKeysError
+from clientkeys.errors import NO_PERMISSION, NOT_FOUND, WWW_AUTHENTICATE, ClientKeysError
 from clientkeys.mocking.asgi import ErrorDialect, _json
 from clientkeys.mocking.operations import Operation
 from clientkeys.mocking.requests import Incoming, Problem, UnsupportedMedia, media_type
 from clientkeys.mocking.responses import Answer
 from clientkeys.mocking.security import Denied
-from clientkeys.rendering import WWW_AUTHENTICATE
 from clientkeys.validation import _messages, _odd_characters, field_errors
 
 
