@@ -65,6 +65,7 @@ def assert_one_line_error(result: Any, status: int, *needles: str) -> None:
         (["--admin-token", "two words"], USAGE, ["'--admin-token'"]),
         (["--admin-token", ""], USAGE, ["'--admin-token'"]),
         (["--database", "/no/such/folder/x.db"], FAILURE, ["/no/such/folder/x.db"]),
+        (["--durability", "fast"], USAGE, ["'--durability'"]),
     ],
 )
 def test_a_bad_flag_stops_the_start_with_one_line(
@@ -93,6 +94,7 @@ def test_a_bad_flag_stops_the_start_with_one_line(
         ("CLIENTKEYS_JOURNAL_SIZE", "0", USAGE, "CLIENTKEYS_JOURNAL_SIZE"),
         ("CLIENTKEYS_MAX_BODY_BYTES", "lots", USAGE, "CLIENTKEYS_MAX_BODY_BYTES"),
         ("CLIENTKEYS_HOST", "no-such-host.invalid", FAILURE, "no-such-host.invalid"),
+        ("CLIENTKEYS_DURABILITY", "fast", USAGE, "CLIENTKEYS_DURABILITY"),
     ],
 )
 def test_a_bad_variable_stops_the_start_with_one_line(
