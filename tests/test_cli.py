@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -112,7 +113,6 @@ def test_init_db_is_idempotent(run) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_python_dash_m_runs_the_cli() -> None:
-    import subprocess
     import sys
 
     result = subprocess.run(
@@ -143,3 +143,16 @@ def test_a_missing_extra_stops_the_command_naming_its_install(
         f"Error: `clientkeys {extra}` needs the {extra} extra ({module} is missing): "
         f"pip install 'clientkeys[{extra}]'"
     ]
+
+
+def test_a_read_only_database_can_be_read_but_not_written(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    run("org", "create", "acme")
+    subprocess.run(["chattr", "+i", str(tmp_path / "cli.db")], check=True)
+    try:
+        listed = run("org", "list")
+        refused = run("org", "create", "globex")
+    finally:
+        subprocess.run(["chattr", "-i", str(tmp_path / "cli.db")], check=True)
+    assert listed.exit_code == 0 and "acme" in listed.output
+    assert refused.exit_code == 1
+    assert refused.output == f"Error: {db.READ_ONLY}\n"

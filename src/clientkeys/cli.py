@@ -119,11 +119,14 @@ def load_settings(**overrides: Any) -> Settings:
 
 
 @contextmanager
-def store(database: Path | None) -> Iterator[Database]:
-    """An open, migrated database; domain errors become clean CLI errors."""
+def store(database: Path | None, *, writable: bool = False) -> Iterator[Database]:
+    """An open, migrated database (that takes a commit, if `writable`); domain errors become
+    clean CLI errors."""
     path = load_settings(database=database).database
     try:
         db.init_db(path)
+        if writable:
+            db.check_writable(path)
         with db.connect(path) as conn:
             yield conn
     except ClientKeysError as exc:
@@ -343,8 +346,7 @@ def health(url: str | None, timeout: float) -> None:
 def _prepare_store(settings: Settings, fixtures_file: Path | None, demo: bool, url: str) -> None:
     """Migrate the database, load fixtures and demo data, and save the state that
     `/__admin/reset` returns to."""
-    # `store` refuses, in one line, a database it cannot commit a transaction to.
-    with store(settings.database) as conn:
+    with store(settings.database, writable=True) as conn:
         if fixtures_file is not None:
             try:
                 created = fixtures.load(conn, fixtures_file)

@@ -256,21 +256,22 @@ def using(path: Path | str, durability: str = "full") -> Iterator[Database]:
 
 
 def init_db(path: Path | str) -> None:
-    """Create the file if needed, switch it to WAL, apply pending migrations, and prove that
-    a transaction can be committed to it. A database that cannot be used raises
-    StorageUnavailable with a one-line message naming the file (what `serve` says at start)."""
+    """Create the file if needed, switch it to WAL and apply pending migrations. A database
+    that cannot be opened (or migrated) raises StorageUnavailable with a one-line message
+    naming the file. A migrated database that is read-only passes: the commands that only read
+    work on it; `serve` asks `check_writable` too."""
     if str(path) == ":memory:":
         migrate(Database(memory=True))
         return
     with _at_start(path), connect(path, create=True) as db:
         db.execute("PRAGMA journal_mode = WAL")
         migrate(db)
-        _probe_write(db)
 
 
 def check_writable(path: Path | str) -> None:
     """StorageUnavailable, with a one-line message naming `path`, unless a transaction can be
-    committed to the existing database there (`init_db` checks it too)."""
+    committed to the database there: what `serve` checks before any worker starts. (Workers
+    do not: one started later answers 503 until the fault clears, rather than crash-loop.)"""
     with _at_start(path), connect(path) as db:
         _probe_write(db)
 
