@@ -257,6 +257,7 @@ class OneAnswerPerConnection(socketserver.StreamRequestHandler):
     closes an idle keep-alive connection just as the proxy reuses it."""
 
     ANSWER = b'{"detail": "The requested resource does not exist"}'
+    HEADERS = b"Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n"
     connections = 0
 
     def handle(self) -> None:
@@ -272,7 +273,7 @@ class OneAnswerPerConnection(socketserver.StreamRequestHandler):
             self.rfile.read(int(length.group(1)) if length else 0)
             if number == 2:
                 return
-            head = b"HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\n"
+            head = b"HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\n" + self.HEADERS
             self.wfile.write(head + b"Content-Length: %d\r\n\r\n" % len(self.ANSWER) + self.ANSWER)
 
 
@@ -340,3 +341,27 @@ def test_rewrite_urls_sends_links_and_dsns_back_through_the_proxy(
     assert plain.links["next"]["url"].startswith(upstream.base_url)
     assert len(following.json()) == 1
     assert listed["count"] == 0, listed
+
+
+class WithoutSecurityHeaders(OneAnswerPerConnection):
+    HEADERS = b""
+
+
+def test_the_proxy_adds_no_header_and_reports_the_missing_ones(tmp_path: Path) -> None:
+    """The API's own answers carry Cache-Control and X-Content-Type-Options; the proxy passes
+    the upstream's on as they are, and reports the missing ones."""
+    with socketserver.ThreadingTCPServer(("127.0.0.1", 0), WithoutSecurityHeaders) as upstream:
+        upstream.daemon_threads = True
+        threading.Thread(target=upstream.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{upstream.server_address[1]}"
+        keys = f"/api/0/projects/{ORG}/{PROJECT}/keys/"
+        with proxying(url, tmp_path) as proxy:
+            answer = requests.get(
+                f"{proxy}{keys}{'0' * 32}/", headers={"Authorization": "Bearer t"}
+            )
+            listed = requests.get(f"{proxy}/__proxy/violations").json()
+        upstream.shutdown()
+    assert answer.status_code == 404
+    assert "cache-control" not in answer.headers and "x-content-type-options" not in answer.headers
+    missing = {v["where"] for v in listed["violations"] if v["rule"] == "response.header"}
+    assert missing == {"Cache-Control", "X-Content-Type-Options"}

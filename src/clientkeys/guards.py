@@ -9,35 +9,39 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from clientkeys.errors import MAX_QUERY_PARAMETERS, BadRequest, NotFound, PayloadTooLarge
 
-UNROUTABLE = re.compile(r"[\x00-\x1f\x7f]|//")
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 SECURITY_HEADERS = [(b"cache-control", b"no-store"), (b"x-content-type-options", b"nosniff")]
 """Every answer may hold secret keys: no cache stores it, no browser sniffs another type."""
 
 
 class PathGuardMiddleware:
-    """404 for a path with control characters or an empty segment (`//`): no organization,
-    project or key has them. Connexion's router would pass the first to Flask unrouted (no
-    operation context), and Werkzeug would answer the second with a redirect it cannot give."""
+    """404 for a path with control characters: no organization, project or key has them, and
+    Connexion's router would pass such a path to Flask unrouted (no operation context)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and UNROUTABLE.search(scope["path"]):
+        if scope["type"] == "http" and CONTROL.search(scope["path"]):
             raise NotFound()
         await self.app(scope, receive, send)
 
 
 class RequestHeadGuardMiddleware:
-    """400 for more than MAX_QUERY_PARAMETERS query parameters (counted in one linear pass;
-    Connexion's own collection is quadratic in them), and the Content-Type's media type in
-    lower case, since media types are case-insensitive and Connexion matches them exactly."""
+    """For an API that answers itself (not the proxy, which passes requests on as sent):
+    404 for an empty path segment (`//`: no organization, project or key is empty, and
+    Werkzeug would answer with a redirect it cannot give); 400 for more than
+    MAX_QUERY_PARAMETERS query parameters (counted in one linear pass; Connexion's own
+    collection is quadratic in them); the Content-Type's media type in lower case, since media
+    types are case-insensitive and Connexion matches them exactly."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
+            if "//" in scope["path"]:
+                raise NotFound()
             query: bytes = scope.get("query_string", b"")
             if query and query.count(b"&") >= MAX_QUERY_PARAMETERS:
                 raise BadRequest(f"Too many query parameters: at most {MAX_QUERY_PARAMETERS}.")

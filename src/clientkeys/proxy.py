@@ -425,6 +425,7 @@ def create_proxy_app(
         },
         lifespan=lambda _app: upstream.connected(),
         own_endpoints=False,
+        api_guards=False,
     )
     app.add_middleware(ProxyFront, position=MiddlewarePosition.BEFORE_EXCEPTION, upstream=upstream,
                        enforce=mode == "enforce")  # fmt: skip

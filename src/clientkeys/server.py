@@ -54,6 +54,7 @@ def build_app(
     validator_map: Mapping[str, Any] = connexion_hooks.VALIDATOR_MAP,
     lifespan: Callable[[Any], AbstractAsyncContextManager[None]] | None = None,
     own_endpoints: bool = True,
+    api_guards: bool = True,
 ) -> FlaskApp:
     """A FlaskApp serving `apis` with strict validation, Sentry's error shape and messages, the
     `security` handler for bearer schemes, the request guards and security headers, compact
@@ -66,6 +67,8 @@ def build_app(
     `lifespan` runs around the app's life (Starlette's lifespan context, given the app).
     Without `own_endpoints`, neither the specs (`<base path>/openapi.json`) nor the docs page,
     health or metrics are served: the proxy leaves every path but its own to the upstream.
+    Without `api_guards`, requests reach the app as sent and answers leave as made (no request
+    head guard, no added security headers): the proxy passes both on unchanged.
     """
     app = FlaskApp(
         __name__,
@@ -89,7 +92,8 @@ def build_app(
     routes = openapi.routes_of(api.spec for api in apis)
     rendering.install(app, routes)
     # Outermost first: each later middleware at this position sits inside the earlier ones.
-    app.add_middleware(SecurityHeadersMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION)
+    if api_guards:
+        app.add_middleware(SecurityHeadersMiddleware, MiddlewarePosition.BEFORE_EXCEPTION)
     if observe:
         app.add_middleware(
             AccessMiddleware, MiddlewarePosition.BEFORE_EXCEPTION, record_metrics=record_metrics
@@ -108,10 +112,11 @@ def build_app(
         BodyLimitMiddleware, position=MiddlewarePosition.BEFORE_SWAGGER, max_bytes=max_body_bytes
     )
     app.add_middleware(PathGuardMiddleware, position=MiddlewarePosition.BEFORE_SWAGGER)
-    app.add_middleware(RequestHeadGuardMiddleware, position=MiddlewarePosition.BEFORE_SWAGGER)
-    # Inside response validation too, which checks the documented headers of the handlers'
-    # answers (the outer one, above, gives them to errors and the operations endpoints).
-    app.add_middleware(SecurityHeadersMiddleware, position=MiddlewarePosition.BEFORE_CONTEXT)
+    if api_guards:
+        app.add_middleware(RequestHeadGuardMiddleware, MiddlewarePosition.BEFORE_SWAGGER)
+        # Inside response validation too, which checks the documented headers of the handlers'
+        # answers (the outer one, above, gives them to errors and the operations endpoints).
+        app.add_middleware(SecurityHeadersMiddleware, MiddlewarePosition.BEFORE_CONTEXT)
     return app
 
 
