@@ -36,9 +36,11 @@ from clientkeys.observations import Observations, Operation
 
 PHASES = ("examples", "coverage", "fuzzing", "stateful")
 REQUIREMENTS = ("all-2xx", "all-4xx", "all")
-"""`--require` goals: every documented 2xx, every documented 4xx, or every documented status of
-every operation answered at least once; a status code (`415`) asks for that status from every
-operation that documents it. One documented 2xx per operation is always required."""
+"""`--require` goals: every documented 2xx, every documented 4xx, or every documented status
+but the 5xx of every operation answered at least once; a status code (`415`) asks for that
+status from every operation that documents it. One documented 2xx per operation is always
+required. (A documented 5xx, such as 507 for a full disk, is the server's own condition: no
+request can ask for it.)"""
 OK, BROKEN, UNTESTED = 0, 1, 2
 
 # Explicit `public`/`secret` values are unique: a generated body may repeat one already used,
@@ -332,10 +334,16 @@ def unmet_requirements(seen: Observations, requirements: Sequence[str]) -> list[
 def wants(goal: str, documented: str) -> bool:
     """Whether a `--require` goal asks for a documented response key ("404", "4XX")."""
     if goal == "all":
-        return True
+        return askable(documented)
     if goal in ("all-2xx", "all-4xx"):
         return documented.startswith(goal[4])
     return goal == documented
+
+
+def askable(documented: str) -> bool:
+    """Whether a request can ask for a documented response key: not a 5xx (a full disk, a
+    read-only database: the server's own conditions)."""
+    return not documented.startswith("5")
 
 
 def parse_requirements(value: str) -> list[str]:
@@ -359,8 +367,10 @@ def summary(seen: Observations) -> list[str]:
         undocumented = {s: n for s, n in sorted(op.statuses.items()) if not op.documents(s)}
         lines.append(f"  {op.operation_id}  ({op.label})")
         detail = f"    {op.cases} cases; seen {_counts(Counter(documented)) or 'none'}"
-        unseen = op.unseen()
+        unseen = [key for key in op.unseen() if askable(key)]
         detail += f"; not seen {', '.join(unseen)}" if unseen else "; every documented status"
+        if server_own := [key for key in op.unseen() if not askable(key)]:
+            detail += f" but {', '.join(server_own)} (the server's own conditions)"
         if undocumented:
             detail += f"; UNDOCUMENTED {_counts(Counter(undocumented))}"
         if op.network_errors:

@@ -2,10 +2,12 @@
 
 Schemathesis fills the organization and project path parameters from `clientkeys check`'s
 options and sends small bodies, so it never sees an unknown organization (404), a body over the
-server's limit (413) or a token that may not act (403). One request per operation and probe
-asks for each; its answer is checked against the operation like any other (the proxy's
-`conformance.check_response`) and counted in the coverage. The organization of the 404 and 413
-probes does not exist, so no probe can change data on a server that keeps the contract.
+server's limit (413), a token that may not act (403), an unknown query parameter (400), a
+request target (414) or header fields (431) over common server limits. One request per
+operation and probe asks for each; its answer is checked against the operation like any other
+(the proxy's `conformance.check_response`) and counted in the coverage. The organization of
+every probe but the 403 one does not exist, so no probe can change data on a server that keeps
+the contract.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ from clientkeys.observations import Finding, Observations, curl
 
 OVERSIZED_BYTES = 1024 * 1024
 """Bigger than any sensible limit for this API's bodies (clientkeys' default is 64 KiB)."""
+LONG_BYTES = 32 * 1024
+"""A request target or a header field longer than common server limits (clientkeys reads 8 KiB
+of target and 16 KiB of header fields; nginx 8 KiB per line)."""
 FORBIDDEN_VARIABLE = "CLIENTKEYS_CHECK_FORBIDDEN_TOKEN"
 _TOKEN = "\x00token\x00"
 """Stands for the token in a recorded request; nothing else can contain it."""
@@ -40,6 +45,10 @@ class Probe:
     variable: str
     organization: str
     oversized: bool = False
+    query: str = ""
+    """Appended to the URL after `?`."""
+    long_header: bool = False
+    """Send a LONG_BYTES `X-Clientkeys-Check` header."""
 
 
 def probes(token: str, organization: str, forbidden_token: str | None) -> list[Probe]:
@@ -49,7 +58,13 @@ def probes(token: str, organization: str, forbidden_token: str | None) -> list[P
     chosen = [
         Probe("probe: unknown organization", token, "CLIENTKEYS_CHECK_TOKEN", missing),
         Probe("probe: oversized body", token, "CLIENTKEYS_CHECK_TOKEN", missing, oversized=True),
-    ]
+        Probe("probe: unknown query parameter", token, "CLIENTKEYS_CHECK_TOKEN", missing,
+              query="clientkeys-check-unknown=1"),
+        Probe("probe: long request target", token, "CLIENTKEYS_CHECK_TOKEN", missing,
+              query="clientkeys-check=" + "x" * LONG_BYTES),
+        Probe("probe: long header fields", token, "CLIENTKEYS_CHECK_TOKEN", missing,
+              long_header=True),
+    ]  # fmt: skip
     if forbidden_token:
         chosen.append(Probe("probe: forbidden token", forbidden_token, FORBIDDEN_VARIABLE,
                             organization))  # fmt: skip
@@ -111,7 +126,10 @@ def _request(route: Route, base_url: str, probe: Probe, project: str) -> Request
     headers = {"Authorization": f"Bearer {probe.token}"}
     if body is not None:
         headers["Content-Type"] = "application/json"
-    return Request(route.method, base_url + path, headers, body)
+    if probe.long_header:
+        headers["X-Clientkeys-Check"] = "x" * LONG_BYTES
+    query = f"?{probe.query}" if probe.query else ""
+    return Request(route.method, base_url + path + query, headers, body)
 
 
 def _path_parameters(route: Route) -> Iterator[Mapping[str, Any]]:
@@ -162,6 +180,9 @@ def _curl(request: Request, probe: Probe) -> str:
         "body": None if probe.oversized or request.body is None else request.body.decode(),
     }
     command = curl(recorded, _TOKEN, probe.variable)
+    # A long value (inside a single-quoted word) is made by Python, not written out.
+    make = f"""'"$(python3 -c "print('x' * {LONG_BYTES}, end='')")"'"""
+    command = command.replace("x" * LONG_BYTES, make)
     if not probe.oversized:
         return command
     command, url = command.rsplit(" ", 1)
