@@ -241,6 +241,9 @@ def test_the_command_reports_examples_serves_with_workers_and_a_delay_cannot_hol
             except httpx.TransportError:
                 time.sleep(0.05)
         assert answer.status_code == 200 and answer.json() == 0  # the invalid example replaced
+        # serve's HTTP-layer limits hold for the mock too: an oversized header is a JSON 431
+        huge = httpx.get(f"http://127.0.0.1:{port}/x", headers={"X-Big": "a" * 20_000}, timeout=5)
+        assert huge.status_code == 431 and huge.headers["content-type"] == "application/json"
         pending = threading.Thread(target=lambda: _ignore(
             lambda: httpx.get(f"http://127.0.0.1:{port}/x", headers={"Prefer": "delay=60000"},
                               timeout=30)))  # fmt: skip

@@ -686,8 +686,12 @@ def mock(
     for line in report.lines():
         click.echo(line, err=True)
     click.echo(f"Mocking {spec_file} on http://{host}:{port}", err=True)
+    from clientkeys.uvicorn_hooks import LimitedHttpToolsProtocol
+
+    # The same HTTP-layer limits as serve: 414/431 while a request head arrives, JSON 400s.
     options: dict[str, Any] = {"host": host, "port": port, "log_level": log_level,
-                               "timeout_graceful_shutdown": mocking.SHUTDOWN_SECONDS}  # fmt: skip
+                               "timeout_graceful_shutdown": mocking.SHUTDOWN_SECONDS,
+                               "http": LimitedHttpToolsProtocol}  # fmt: skip
     if workers == 1:
         uvicorn.run(mocking.served(app), **options)
         return
