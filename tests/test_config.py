@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from clientkeys import db
-from clientkeys.config import DURABILITIES, Settings, SettingsError
+from clientkeys.config import DURABILITIES, Settings, SettingsError, is_postgres, redacted
 
 
 def test_defaults_need_nothing() -> None:
@@ -68,7 +68,7 @@ def test_every_setting_round_trips_through_the_environment(tmp_path: Path) -> No
         ingest_url="https://o1.ingest.example.com/relay", cdn_url="https://cdn.example.com/",
         per_page=10, max_per_page=50, max_body_bytes=1024, browser_sdk_version="5.x",
         browser_sdk_choices=("latest", "7.x", "8.x"), threads=7, admin_token="secret",
-        journal_size=9, metrics=True, durability="normal",
+        journal_size=9, metrics=True, durability="normal", pool_size=3, db_timeout=2.5,
     )  # fmt: skip
     unchanged = [
         f.name for f in dataclasses.fields(Settings) if getattr(changed, f.name) == f.default
@@ -76,6 +76,34 @@ def test_every_setting_round_trips_through_the_environment(tmp_path: Path) -> No
     assert unchanged == []  # a new setting must be added here, with a value of its own
     assert Settings.from_env(changed.to_env()) == changed
     assert Settings.from_env(Settings().to_env()) == Settings()
+
+
+def test_a_postgresql_url_is_kept_as_given_and_a_path_names_a_sqlite_file() -> None:
+    url = "postgresql://ck:pw@db.example.com:5432/clientkeys?sslmode=require"
+    settings = Settings.from_env({"CLIENTKEYS_DATABASE": url})
+    assert settings.database == url and is_postgres(settings.database)
+    assert Settings.from_env(settings.to_env()) == settings
+    assert redacted(settings.database) == (
+        "postgresql://ck:***@db.example.com:5432/clientkeys?sslmode=require"
+    )
+    path = Settings.from_env({"CLIENTKEYS_DATABASE": "postgresql.db"}).database
+    assert path == Path("postgresql.db") and not is_postgres(path)
+    with pytest.raises(SettingsError, match="CLIENTKEYS_DATABASE names no server"):
+        Settings.from_env({"CLIENTKEYS_DATABASE": "postgresql:///clientkeys"})
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("POOL_SIZE", "0", "must be a positive integer"),
+        ("DB_TIMEOUT", "-1", "must be a positive number"),
+        ("DB_TIMEOUT", "inf", "must be a positive number"),
+        ("DB_TIMEOUT", "soon", "must be a positive number"),
+    ],
+)
+def test_pool_settings_are_checked(name: str, value: str, message: str) -> None:
+    with pytest.raises(SettingsError, match=f"CLIENTKEYS_{name} {message}"):
+        Settings.from_env({f"CLIENTKEYS_{name}": value})
 
 
 def test_page_size_cannot_exceed_the_maximum() -> None:

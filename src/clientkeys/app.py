@@ -7,7 +7,7 @@ from connexion import FlaskApp
 from connexion.middleware import MiddlewarePosition
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from clientkeys import connexion_hooks, db, openapi
+from clientkeys import connexion_hooks, openapi, store
 from clientkeys.config import SETTINGS_KEY, Settings
 from clientkeys.handlers import _request
 from clientkeys.journal import JournalMiddleware
@@ -44,7 +44,7 @@ def create_app(settings: Settings | None = None) -> FlaskApp:
     and written; with `settings.metrics`, `/metrics` is served.
     """
     settings = settings or Settings.from_env()
-    db.init_db(settings.database)
+    store.init_db(settings.database)
     apis = [_api(settings, openapi.SPEC_FILE)]
     if settings.admin_token:
         apis.append(_api(settings, openapi.ADMIN_SPEC_FILE))
@@ -55,7 +55,7 @@ def create_app(settings: Settings | None = None) -> FlaskApp:
         validate_requests=settings.validate_requests,
         max_body_bytes=settings.max_body_bytes,
         threads=settings.threads,
-        checks={"database": lambda: db.probe(settings.database)},
+        checks={"database": lambda: store.probe(settings)},
         observe=True,
         record_metrics=settings.metrics,
     )

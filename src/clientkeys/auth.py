@@ -15,7 +15,7 @@ from typing import Any
 from connexion.lifecycle import ConnexionRequest
 from starlette.concurrency import run_in_threadpool
 
-from clientkeys import db, exchange, repository
+from clientkeys import exchange, repository, store
 from clientkeys.config import settings_of
 from clientkeys.errors import NotAuthenticated, PermissionDenied
 
@@ -32,7 +32,7 @@ InfoFunc = Callable[..., TokenInfo | None]
 def bearer_info(token: str, request: ConnexionRequest) -> TokenInfo | None:
     """The stored token's organization, scopes and superuser flag, or None if unknown."""
     settings = settings_of(request)
-    with db.using(settings.database, settings.durability) as database:
+    with store.using(settings) as database:
         row = repository.find_token(database, token)
     if row is None:
         return None
@@ -71,7 +71,7 @@ def verifier(
 ) -> Callable[[ConnexionRequest], Awaitable[TokenInfo]]:
     """The check of one security requirement: a known token with any of the scopes.
 
-    The token lookup (SQLite) runs on a worker thread, never on the event loop; an operation's
+    The token lookup (a query) runs on a worker thread, never on the event loop; an operation's
     scope alternatives share one lookup per request.
     """
     scopes = frozenset(required_scopes)

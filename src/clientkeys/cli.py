@@ -19,18 +19,19 @@ import click
 # Connexion imports Starlette's test client, which warns about httpx on every CLI start.
 warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
 
-from sqlite_utils import Database  # noqa: E402
-
-from clientkeys import __version__, contract, db, domain, fixtures, logs, repository, service  # noqa: E402  # noqa: E402
+from clientkeys import __version__, contract, domain, fixtures, logs, repository, service, store  # noqa: E402
 from clientkeys.config import (  # noqa: E402
     BEARER_TOKEN,
     PREFIX,
     Settings,
     SettingsError,
+    database_setting,
+    is_postgres,
     url_setting,
 )
 from clientkeys.contract import PHASES, REQUIREMENTS  # noqa: E402
 from clientkeys.errors import ClientKeysError  # noqa: E402
+from clientkeys.store import Connection  # noqa: E402
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEMO_ORG, DEMO_PROJECT = "demo", "demo-project"
@@ -99,14 +100,35 @@ class HttpUrl(click.ParamType[str]):
             self.fail(f"{value!r} is not an http(s) URL.", param, ctx)
 
 
+class DatabaseParam(click.ParamType[Path | str]):
+    """A SQLite file's path, or a `postgresql://` URL."""
+
+    name = "path|url"
+
+    def convert(
+        self, value: Path | str, param: click.Parameter | None, ctx: click.Context | None
+    ) -> Path | str:
+        if isinstance(value, Path):
+            return value
+        try:
+            database = database_setting("database", value)
+        except SettingsError as exc:
+            self.fail(str(exc), param, ctx)
+        if isinstance(database, Path) and database.is_dir():
+            self.fail(f"{value!r} is a folder: name a SQLite file in it.", param, ctx)
+        return database
+
+
 def database_option(func: F) -> F:
     """`--database`, shared by every command that touches the store."""
     return click.option(
         "--database",
         "-d",
-        type=click.Path(dir_okay=False, path_type=Path),
+        type=DatabaseParam(),
         default=None,
-        help=f"SQLite file. [env: {PREFIX}DATABASE; default: ./clientkeys.db]",
+        help=f"SQLite file, or a postgresql://user@host/name URL (with the postgres extra; keep "
+        f"its password in {PREFIX}DATABASE or ~/.pgpass, not here). [env: {PREFIX}DATABASE; "
+        f"default: ./clientkeys.db]",
     )(func)
 
 
@@ -119,18 +141,31 @@ def load_settings(**overrides: Any) -> Settings:
 
 
 @contextmanager
-def store(database: Path | None, *, writable: bool = False) -> Iterator[Database]:
+def opened(database: Path | str | None, *, writable: bool = False) -> Iterator[Connection]:
     """An open, migrated database (that takes a commit, if `writable`); domain errors become
     clean CLI errors."""
     path = load_settings(database=database).database
+    require_store(path)
     try:
-        db.init_db(path)
+        store.init_db(path)
         if writable:
-            db.check_writable(path)
-        with db.connect(path) as conn:
+            store.check_writable(path)
+        with store.connect(path) as conn:
             yield conn
     except ClientKeysError as exc:
         raise click.ClickException(exc.detail) from None
+
+
+def require_store(database: Path | str) -> None:
+    """Stop with one line naming the install command when a `postgresql://` database is given
+    without the postgres extra."""
+    if is_postgres(database):
+        missing = store.missing_postgres_module()
+        if missing is not None:
+            raise click.ClickException(
+                f"A postgresql:// database needs the postgres extra ({missing} is missing): "
+                f"{store.POSTGRES_INSTALL}"
+            )
 
 
 def require_extra(extra: str, *modules: str) -> None:
@@ -243,6 +278,19 @@ class BearerToken(click.ParamType[str]):
     help=f"full: every acknowledged write is synced to disk (survives a power cut); normal: it "
     f"survives a crash of the server, not of the machine. [env: {PREFIX}DURABILITY; default: full]",
 )
+@click.option(
+    "--pool-size",
+    default=None,
+    type=click.IntRange(min=1),
+    help=f"PostgreSQL: connections each worker keeps at most. [env: {PREFIX}POOL_SIZE; default: 4]",
+)
+@click.option(
+    "--db-timeout",
+    default=None,
+    type=click.FloatRange(min=0, min_open=True),
+    help=f"PostgreSQL: seconds a request waits at most for a connection, a row lock or a "
+    f"statement before its answer is a 503. [env: {PREFIX}DB_TIMEOUT; default: 5]",
+)
 @click.option("--demo", is_flag=True, help="Create demo data first (see `clientkeys demo`).")
 @click.option(
     "--fixtures",
@@ -278,7 +326,7 @@ class BearerToken(click.ParamType[str]):
 def serve(
     host: str,
     port: int,
-    database: Path | None,
+    database: Path | str | None,
     public_url: str | None,
     ingest_url: str | None,
     cdn_url: str | None,
@@ -288,6 +336,8 @@ def serve(
     validate_requests: bool | None,
     metrics: bool | None,
     durability: str | None,
+    pool_size: int | None,
+    db_timeout: float | None,
     demo: bool,
     fixtures_file: Path | None,
     admin_token: str | None,
@@ -303,6 +353,8 @@ def serve(
     settings = load_settings(
         database=database,
         durability=durability,
+        pool_size=pool_size,
+        db_timeout=db_timeout,
         public_url=public_url,
         ingest_url=ingest_url,
         cdn_url=cdn_url,
@@ -346,7 +398,7 @@ def health(url: str | None, timeout: float) -> None:
 def _prepare_store(settings: Settings, fixtures_file: Path | None, demo: bool, url: str) -> None:
     """Migrate the database, load fixtures and demo data, and save the state that
     `/__admin/reset` returns to."""
-    with store(settings.database, writable=True) as conn:
+    with opened(settings.database, writable=True) as conn:
         if fixtures_file is not None:
             try:
                 created = fixtures.load(conn, fixtures_file)
@@ -701,10 +753,10 @@ def mock(
 
 @main.command("init-db")
 @database_option
-def init_db(database: Path | None) -> None:
+def init_db(database: Path | str | None) -> None:
     """Create the database or apply pending migrations."""
-    with store(database) as conn:
-        applied = [m.name for m in db.migrations.applied(conn)]
+    with opened(database) as conn:
+        applied = store.applied_migrations(conn)
     click.echo(f"Database ready ({len(applied)} migrations applied).")
 
 
@@ -717,18 +769,18 @@ def org() -> None:
 @click.argument("slug", type=Slug("organization"))
 @click.option("--name", default=None, help="Display name. [default: the slug]")
 @database_option
-def org_create(slug: str, name: str | None, database: Path | None) -> None:
+def org_create(slug: str, name: str | None, database: Path | str | None) -> None:
     """Create an organization."""
-    with store(database) as conn:
+    with opened(database) as conn:
         row = repository.insert_organization(conn, slug, name)
     click.echo(f"Created organization {row['slug']} (id {row['id']}).")
 
 
 @org.command("list")
 @database_option
-def org_list(database: Path | None) -> None:
+def org_list(database: Path | str | None) -> None:
     """List organizations."""
-    with store(database) as conn:
+    with opened(database) as conn:
         for row in repository.list_organizations(conn):
             click.echo(f"{row['id']}\t{row['slug']}\t{row['name']}")
 
@@ -737,13 +789,13 @@ def org_list(database: Path | None) -> None:
 @click.argument("organization")
 @click.argument("url", required=False, type=HttpUrl())
 @database_option
-def org_set_dsn_endpoint(organization: str, url: str | None, database: Path | None) -> None:
+def org_set_dsn_endpoint(organization: str, url: str | None, database: Path | str | None) -> None:
     """Build the organization's DSN URLs (all but `cdn`) on URL; no URL restores the default.
 
     Sentry's `sentry:relay_dsn_endpoint` organization option, e.g.
     https://relay.example.com/ingest.
     """
-    with store(database) as conn:
+    with opened(database) as conn:
         row = repository.set_dsn_endpoint(conn, organization, url)
     where = row["dsn_endpoint"] or "the server's ingest URL"
     click.echo(f"DSN URLs of {row['slug']} are now built on {where}.")
@@ -752,9 +804,9 @@ def org_set_dsn_endpoint(organization: str, url: str | None, database: Path | No
 @main.command()
 @click.option("--org", "organization", default=None, help="Only this organization's entries.")
 @database_option
-def audit(organization: str | None, database: Path | None) -> None:
+def audit(organization: str | None, database: Path | str | None) -> None:
     """Print the audit log: key creations, edits and removals, oldest first."""
-    with store(database) as conn:
+    with opened(database) as conn:
         for row in repository.list_audit(conn, organization):
             click.echo(
                 f"{row['date_added']}\t{row['organization_slug']}\t{row['event']}\t"
@@ -772,9 +824,11 @@ def project() -> None:
 @click.option("--org", "organization", required=True, help="Organization slug or id.")
 @click.option("--name", default=None, help="Display name. [default: the slug]")
 @database_option
-def project_create(slug: str, organization: str, name: str | None, database: Path | None) -> None:
+def project_create(
+    slug: str, organization: str, name: str | None, database: Path | str | None
+) -> None:
     """Create a project with its first client key, labelled "Default"."""
-    with store(database) as conn:
+    with opened(database) as conn:
         row = repository.insert_project(conn, organization, slug, name)
     click.echo(
         f"Created project {row['organization_slug']}/{row['slug']} (id {row['id']}) "
@@ -813,12 +867,12 @@ def token_create(
     scopes: tuple[str, ...],
     superuser: bool,
     label: str,
-    database: Path | None,
+    database: Path | str | None,
 ) -> None:
     """Create a token and print it. It is stored only as a hash: copy it now."""
     if organization is None and not superuser:
         raise click.ClickException("A token that is not a superuser token needs an organization.")
-    with store(database) as conn:
+    with opened(database) as conn:
         plain, row = repository.insert_token(
             conn, organization, scopes, superuser=superuser, label=label
         )
@@ -834,13 +888,13 @@ def token_create(
     show_default=True,
     help="Server URL to show in the example command.",
 )
-def demo(database: Path | None, url: str) -> None:
+def demo(database: Path | str | None, url: str) -> None:
     """Create a demo organization, project and admin token; print a curl command."""
-    with store(database) as conn:
+    with opened(database) as conn:
         _print_demo(conn, url)
 
 
-def _print_demo(conn: Database, url: str) -> None:
+def _print_demo(conn: Connection, url: str) -> None:
     try:
         repository.get_organization(conn, DEMO_ORG)
         note = "Demo data already present; here is a new token for it."

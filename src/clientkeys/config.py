@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 PREFIX = "CLIENTKEYS_"
 SETTINGS_KEY = "clientkeys.settings"
@@ -33,6 +33,36 @@ def url_setting(name: str, value: str) -> str:
     return value.rstrip("/")
 
 
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+"""A `database` setting starting with one of these is a PostgreSQL URL; anything else is the
+path of a SQLite file."""
+
+
+def is_postgres(database: Path | str) -> bool:
+    """Whether the `database` setting names a PostgreSQL database (else a SQLite file)."""
+    return isinstance(database, str) and database.startswith(POSTGRES_SCHEMES)
+
+
+def database_setting(name: str, value: str) -> Path | str:
+    """A `postgresql://` URL as given, or the path of a SQLite file."""
+    if value.startswith(POSTGRES_SCHEMES):
+        if not urlsplit(value).netloc and "host=" not in value:
+            raise SettingsError(f"{PREFIX}{name.upper()} names no server: {redacted(value)!r}")
+        return value
+    return Path(value)
+
+
+def redacted(database: Path | str) -> str:
+    """The `database` setting as messages and logs show it: a URL without its password."""
+    if not is_postgres(database):
+        return str(database)
+    parts = urlsplit(str(database))
+    if parts.password is None:
+        return str(database)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+
+
 BEARER_TOKEN = re.compile(r"[!-~]+")
 """What a token must be to travel in `Authorization: Bearer <token>`: printable, no spaces."""
 
@@ -52,6 +82,16 @@ def _bool(name: str, value: str) -> bool:
     raise SettingsError(f"{PREFIX}{name.upper()} must be true or false, got {value!r}")
 
 
+def _positive_number(name: str, value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = 0.0
+    if not 0 < number < float("inf"):
+        raise SettingsError(f"{PREFIX}{name.upper()} must be a positive number, got {value!r}")
+    return number
+
+
 def _positive_int(name: str, value: str) -> int:
     try:
         number = int(value)
@@ -66,10 +106,18 @@ def _positive_int(name: str, value: str) -> int:
 class Settings:
     """Everything the server can be told; each field is `CLIENTKEYS_<FIELD>` in the environment."""
 
-    database: Path = Path("clientkeys.db")
+    database: Path | str = Path("clientkeys.db")
+    """The path of a SQLite file, or a `postgresql://` URL (`is_postgres`)."""
     durability: str = "full"
     """`full`: every acknowledged write is synced to disk before the answer (survives a power
-    cut; one fsync per write). `normal`: it survives a crash of the server, not of the machine."""
+    cut; one fsync per write). `normal`: it survives a crash of the server, not of the machine
+    (on PostgreSQL: `synchronous_commit = off`)."""
+    pool_size: int = 4
+    """PostgreSQL only: connections each worker process keeps at most (nodes x workers x this
+    must stay under the server's `max_connections`)."""
+    db_timeout: float = 5.0
+    """PostgreSQL only: the longest a request waits for a pooled connection, a new connection,
+    a row lock or a statement; past it the answer is a 503."""
     spec_dir: Path = SPEC_DIR
     validate_responses: bool = True
     validate_requests: bool = True
@@ -163,8 +211,10 @@ def settings_of(request: HasScope) -> Settings:
 
 
 _CASTS: dict[str, Callable[[str, str], Any]] = {
-    "database": lambda _n, v: Path(v),
+    "database": database_setting,
     "durability": lambda _n, v: v.strip().lower(),
+    "pool_size": _positive_int,
+    "db_timeout": _positive_number,
     "spec_dir": lambda _n, v: Path(v).absolute(),
     "validate_responses": _bool,
     "validate_requests": _bool,

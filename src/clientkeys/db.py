@@ -31,7 +31,7 @@ from urllib.parse import quote
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
-from clientkeys import metrics
+from clientkeys import faults, metrics
 from clientkeys.errors import StorageFull, StorageUnavailable
 
 logger = logging.getLogger(__name__)
@@ -128,37 +128,8 @@ def _mark_broken(conn: sqlite3.Connection | None) -> None:
 
 
 _local = threading.local()
-_reported_lock = threading.Lock()
-_reported: str | None = None
-"""The storage fault this process last logged; None once a write succeeds again."""
-
-
-def _report(fault: StorageUnavailable, cause: BaseException | None) -> None:
-    """Log a storage fault in one line, once until it changes or clears (not per request)."""
-    global _reported
-    if getattr(_local, "unreported", False):
-        return
-    with _reported_lock:
-        if _reported == fault.detail:
-            return
-        _reported = fault.detail
-    because = f" ({getattr(cause, 'sqlite_errorname', type(cause).__name__)}: {cause})"
-    logger.error(
-        "Storage fault: %s%s Answering %d until it clears.",
-        fault.detail, because if cause is not None else "", fault.status,
-    )  # fmt: skip
-
-
-def _recovered() -> None:
-    """A write was stored: if a fault was reported, say once that it has cleared."""
-    global _reported
-    if _reported is None or getattr(_local, "unreported", False):
-        return
-    with _reported_lock:
-        if _reported is None:
-            return
-        _reported = None
-    logger.warning("Storage recovered: writes are stored again.")
+_report = faults.report
+_recovered = faults.recovered
 
 
 def _identity(path: str) -> tuple[int, int] | None:
@@ -279,16 +250,14 @@ def check_writable(path: Path | str) -> None:
 @contextmanager
 def _at_start(path: Path | str) -> Iterator[None]:
     """Faults raised inside are told by one message naming `path`, not logged."""
-    _local.unreported = True
     try:
-        yield
+        with faults.told_by_caller():
+            yield
     except StorageUnavailable as fault:
         detail = fault.detail
         if os.path.exists(path) and not os.access(path, os.W_OK):
             detail = READ_ONLY  # what an unwritable file system gives is not always READONLY
         raise type(fault)(f"Cannot use the database {path}: {detail}") from fault
-    finally:
-        _local.unreported = False
 
 
 def probe(path: Path | str) -> None:

@@ -24,10 +24,10 @@ from typing import Any
 
 import yaml
 from jsonschema import Draft7Validator
-from sqlite_utils import Database
 
 from clientkeys import domain, repository
 from clientkeys.errors import ClientKeysError, NotFound
+from clientkeys.store import Connection as Database
 
 HEX32 = r"^[a-f0-9]{32}$(?!\n)"
 SLUG = {"type": "string", "pattern": domain.SLUG_PATTERN}

@@ -7,7 +7,7 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from clientkeys import db, exchange, repository
+from clientkeys import exchange, repository, store
 from clientkeys.config import Settings
 from clientkeys.errors import StorageUnavailable
 
@@ -45,7 +45,7 @@ class JournalMiddleware:
 
     def _write(self, entry: dict[str, Any]) -> None:
         try:
-            with db.using(self.settings.database, self.settings.durability) as database:
+            with store.using(self.settings) as database:
                 repository.log_request(database, entry, self.settings.journal_size)
         except StorageUnavailable:
             pass  # `db` logged the fault; the request's own answer is not the journal's to spoil

@@ -8,6 +8,11 @@ Installed with clientkeys (entry point `pytest11`); its fixtures are there in an
 - `clientkeys_app`: the same API in process (no socket, no subprocess), a fresh database per
   test; `.client` is a Starlette test client with the `requests` API.
 
+Both store in SQLite files in temporary folders, unless `--clientkeys-database URL` (or the
+ini option `clientkeys_database`) names a PostgreSQL server: then each gets a database of its
+own there (created and dropped by the plugin; the URL's role needs CREATEDB), and needs the
+postgres extra.
+
 Both work in suites that turn warnings into errors (`-W error`, `filterwarnings = ["error"]`).
 
 Both hand the test a `ClientKeys`: `base_url`, `org`, `project`, `keys_url`, `tokens`
@@ -112,8 +117,36 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    help_text = (
+        "PostgreSQL server (postgresql:// URL, a role with CREATEDB) on which the clientkeys "
+        "fixtures create a database each; default: SQLite files in temporary folders"
+    )
+    parser.getgroup("clientkeys").addoption("--clientkeys-database", default=None, help=help_text)
+    parser.addini("clientkeys_database", help_text, default="")
+
+
 @contextmanager
-def serving(command: list[str], port: int, log: Path) -> Iterator[str]:
+def fresh_database(config: pytest.Config, folder: Path) -> Iterator[Path | str]:
+    """A new, empty database for one server or app: a SQLite file in `folder`, or a database
+    created on the configured PostgreSQL server (dropped at the end)."""
+    server = config.getoption("clientkeys_database") or config.getini("clientkeys_database")
+    if not server:
+        yield folder / "clientkeys.db"
+        return
+    from clientkeys import postgres
+
+    url = postgres.create_database(str(server), f"clientkeys_pytest_{secrets.token_hex(8)}")
+    try:
+        yield url
+    finally:
+        postgres.drop_database(str(server), url)
+
+
+@contextmanager
+def serving(
+    command: list[str], port: int, log: Path, env: dict[str, str] | None = None
+) -> Iterator[str]:
     """Run a server command until the block ends; yields its URL once it answers.
 
     Its output goes to `log`, which a start failure quotes."""
@@ -121,7 +154,7 @@ def serving(command: list[str], port: int, log: Path) -> Iterator[str]:
     with log.open("wb") as output:
         process = subprocess.Popen(
             command, stdout=output, stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONWARNINGS": "ignore"},
+            env={**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})},
         )  # fmt: skip
         try:
             deadline = time.monotonic() + 30
@@ -153,7 +186,9 @@ def _answers(url: str) -> bool:
 
 
 @pytest.fixture(scope="session")
-def clientkeys_live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClientKeys]:
+def clientkeys_live_server(
+    pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ClientKeys]:
     """One real server per test process; prefer `clientkeys_server`, which also resets it."""
     folder = tmp_path_factory.mktemp("clientkeys")
     tokens, admin_token = new_tokens(), secrets.token_hex(16)
@@ -161,11 +196,14 @@ def clientkeys_live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator
     port = free_port()
     command = [
         sys.executable, "-m", "clientkeys", "serve", "--host", "127.0.0.1", "--port", str(port),
-        "--database", str(folder / "clientkeys.db"), "--fixtures", str(folder / "fixtures.json"),
+        "--fixtures", str(folder / "fixtures.json"),
         "--admin-token", admin_token, "--log-level", "warning", "--workers", "1",
     ]  # fmt: skip
-    with serving(command, port, folder / "server.log") as url:
-        yield ClientKeys(base_url=url, tokens=tokens, admin_token=admin_token)
+    with fresh_database(pytestconfig, folder) as database:
+        # The database in the environment: a URL's password stays off the command line.
+        env = {"CLIENTKEYS_DATABASE": str(database)}
+        with serving(command, port, folder / "server.log", env) as url:
+            yield ClientKeys(base_url=url, tokens=tokens, admin_token=admin_token)
 
 
 @pytest.fixture
@@ -188,21 +226,22 @@ def _quiet_dependencies() -> Iterator[None]:
 
 
 @pytest.fixture
-def clientkeys_app(tmp_path: Path) -> Iterator[ClientKeys]:
+def clientkeys_app(pytestconfig: pytest.Config, tmp_path: Path) -> Iterator[ClientKeys]:
     """The API in process with a fresh database: fast, no socket. Use `.client`."""
-    with _quiet_dependencies():
-        from clientkeys import db, fixtures, repository
-        from clientkeys.app import create_app
-        from clientkeys.config import Settings
+    with fresh_database(pytestconfig, tmp_path) as database:
+        with _quiet_dependencies():
+            from clientkeys import fixtures, repository, store
+            from clientkeys.app import create_app
+            from clientkeys.config import Settings
 
-        tokens, admin_token = new_tokens(), secrets.token_hex(16)
-        settings = Settings(database=tmp_path / "clientkeys.db", admin_token=admin_token)
-        app = create_app(settings)
-        with db.connect(settings.database) as conn:
-            fixtures.apply(conn, fixtures_for(tokens))
-            repository.save_start_state(conn)
-        client_context = app.test_client()
-    with client_context as client:
-        yield ClientKeys(
-            base_url="http://testserver", tokens=tokens, admin_token=admin_token, client=client
-        )
+            tokens, admin_token = new_tokens(), secrets.token_hex(16)
+            settings = Settings(database=database, admin_token=admin_token)
+            app = create_app(settings)
+            with store.connect(settings.database) as conn:
+                fixtures.apply(conn, fixtures_for(tokens))
+                repository.save_start_state(conn)
+            client_context = app.test_client()
+        with client_context as client:
+            yield ClientKeys(
+                base_url="http://testserver", tokens=tokens, admin_token=admin_token, client=client
+            )

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import re
-import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -19,7 +18,7 @@ from connexion.exceptions import ProblemException
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from starlette.exceptions import HTTPException
 
-from clientkeys import compiled, db, metrics
+from clientkeys import compiled, metrics, store
 from clientkeys.errors import NOT_FOUND, WWW_AUTHENTICATE, ClientKeysError
 
 logger = logging.getLogger(__name__)
@@ -80,9 +79,9 @@ def install(app: FlaskApp, routes: Mapping[str, Sequence[str]]) -> None:
         return json_response(exc.status_code, {"detail": detail}, headers)
 
     async def render_crash(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
-        if isinstance(exc, sqlite3.Error):
+        if store.is_database_error(exc):
             metrics.database_error(exc)
-        fault = db.reported_fault(exc)  # a storage error the connection did not translate
+        fault = store.reported_fault(exc)  # a storage error the connection did not translate
         if fault is not None:
             return await render_domain_error(request, fault)
         logger.error("Unhandled error on %s %s", request.method, request.url.path, exc_info=exc)

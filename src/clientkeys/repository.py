@@ -1,22 +1,20 @@
-"""Storage: plain functions over the SQLite store. They store and load rows and raise domain
-errors (NotFound, Conflict, a taken key), never HTTP responses. The rules of what to store live in
-`domain`; checking a slug or a scope is the caller's input handling (the CLI, fixtures files).
+"""Storage: plain functions over either store (SQLite or PostgreSQL, see `store`), one query
+each for both. They store and load rows and raise domain errors (NotFound, Conflict, a taken
+key), never HTTP responses. The rules of what to store live in `domain`; checking a slug or a
+scope is the caller's input handling (the CLI, fixtures files).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlite_utils import Database
-
-from clientkeys import db as database
-from clientkeys import domain
+from clientkeys import domain, store
 from clientkeys.domain import Row
 from clientkeys.errors import Conflict, FieldErrors, NotFound
+from clientkeys.store import Connection as Database
 
 
 def _one(db: Database, sql: str, params: Sequence[Any]) -> Row | None:
@@ -33,6 +31,12 @@ def _all(db: Database, sql: str, params: Sequence[Any]) -> list[Row]:
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
+def _insert(db: Database, sql: str, params: Sequence[Any]) -> int:
+    """Run an INSERT of one row; its new id (from the database, on both backends)."""
+    [(new_id,)] = db.execute(f"{sql} RETURNING id", params).fetchall()
+    return int(new_id)
+
+
 def _by_ref(ref: str) -> tuple[str, Any]:
     """A path segment of ASCII digits names an id; anything else a slug. (`str.isdigit` alone
     also takes "²" and "١": the first breaks `int`, the second would name the id 1.)"""
@@ -47,14 +51,15 @@ def _by_ref(ref: str) -> tuple[str, Any]:
 def insert_organization(db: Database, slug: str, name: str | None = None) -> Row:
     """Create an organization; Conflict if the slug is taken."""
     try:
-        with database.write(db):
-            cursor = db.execute(
+        with store.write(db):
+            new_id = _insert(
+                db,
                 "INSERT INTO organizations (slug, name, date_created) VALUES (?, ?, ?)",
                 [slug, name or slug, domain.now()],
             )
-    except sqlite3.IntegrityError:
+    except store.IntegrityError:
         raise Conflict(f"An organization with the slug {slug!r} already exists.") from None
-    return get_organization(db, str(cursor.lastrowid))
+    return get_organization(db, str(new_id))
 
 
 def get_organization(db: Database, ref: str) -> Row:
@@ -74,7 +79,7 @@ def list_organizations(db: Database) -> list[Row]:
 def set_dsn_endpoint(db: Database, organization_ref: str, url: str | None) -> Row:
     """Set (or, with None, clear) the organization's own DSN base URL."""
     organization = get_organization(db, organization_ref)
-    with database.write(db):
+    with store.write(db):
         db.execute(
             "UPDATE organizations SET dsn_endpoint = ? WHERE id = ?", [url, organization["id"]]
         )
@@ -119,16 +124,16 @@ def insert_project(
     """Create a project with its first key, named "Default", as Sentry does."""
     organization = get_organization(db, organization_ref)
     try:
-        with database.write(db):
-            cursor = db.execute(
+        with store.write(db):
+            project_id = _insert(
+                db,
                 "INSERT INTO projects (organization_id, slug, name, date_created) "
                 "VALUES (?, ?, ?, ?)",
                 [organization["id"], slug, name or slug, domain.now()],
             )
-            project_id = cursor.lastrowid
             if default_key:
                 _insert_key(db, project_id, domain.new_key(name=domain.DEFAULT_KEY_NAME))
-    except sqlite3.IntegrityError:
+    except store.IntegrityError:
         raise Conflict(
             f"The organization {organization['slug']!r} already has a project {slug!r}."
         ) from None
@@ -175,14 +180,15 @@ def insert_token(
     if organization_ref is not None:
         organization_id = get_organization(db, organization_ref)["id"]
     token = token or domain.new_token()
-    with database.write(db):
-        cursor = db.execute(
+    with store.write(db):
+        new_id = _insert(
+            db,
             "INSERT INTO tokens (token_hash, organization_id, scopes, is_superuser, label, "
             "date_created) VALUES (?, ?, ?, ?, ?, ?)",
             [hash_token(token), organization_id, " ".join(scopes), int(superuser), label,
              domain.now()],
         )  # fmt: skip
-    row = _one(db, "SELECT * FROM tokens WHERE id = ?", [cursor.lastrowid])
+    row = _one(db, "SELECT * FROM tokens WHERE id = ?", [new_id])
     assert row is not None
     return token, row
 
@@ -197,26 +203,25 @@ def find_token(db: Database, token: str) -> Row | None:
 
 def _insert_key(db: Database, project_id: int | None, key: Mapping[str, Any]) -> int:
     columns = ["project_id", *key]
-    cursor = db.execute(
+    return _insert(
+        db,
         f"INSERT INTO keys ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})",
         [project_id, *key.values()],
     )
-    assert cursor.lastrowid is not None
-    return cursor.lastrowid
 
 
 def insert_key(db: Database, project_id: int, key: Mapping[str, Any]) -> Row:
     """Store a new key (its columns from `domain.new_key`) and audit it; a 400 field error naming
     `public` or `secret` if either is taken. The check and the insert share one transaction."""
     try:
-        with database.write(db):
+        with store.write(db):
             _check_keys_free(db, key)
             row = _one(db, "SELECT * FROM keys WHERE id = ?", [_insert_key(db, project_id, key)])
             assert row is not None
             _audit(db, project_id, domain.KEY_ADDED, row["public_key"], domain.audit_fields(row))
-    except sqlite3.IntegrityError:
+    except store.IntegrityError:
         # Only where a concurrent insert can commit between the check and the insert (a backend
-        # that locks less than the whole database): the check now names the field it took.
+        # that locks less than the whole database: PostgreSQL): the check now names the field.
         _check_keys_free(db, key)
         raise
     return row
@@ -238,10 +243,15 @@ def _visibility(include_internal: bool) -> str:
     return "" if include_internal else " AND use_case = 'user'"
 
 
-def get_key(db: Database, project_id: int, public_key: str, *, include_internal: bool) -> Row:
-    """A key of the project by its public key; internal keys only when asked; else NotFound."""
+def get_key(
+    db: Database, project_id: int, public_key: str, *, include_internal: bool, lock: bool = False
+) -> Row:
+    """A key of the project by its public key; internal keys only when asked; else NotFound.
+    With `lock` (inside a write that will change it), a concurrent writer of it waits."""
     visible = _visibility(include_internal)
     sql = f"SELECT * FROM keys WHERE project_id = ? AND public_key = ?{visible}"
+    if lock:
+        sql += store.lock_rows(db)
     row = _one(db, sql, [project_id, public_key])
     if row is None:
         raise NotFound()
@@ -288,8 +298,8 @@ def update_key(
     """Read the key, `plan` its new columns (`domain.plan_update`), store them and audit the
     edit, all in one write transaction: a concurrent update or delete is either wholly before
     this one or wholly after it. NotFound if the key is gone. Returns the new row."""
-    with database.write(db):
-        row = get_key(db, project_id, public_key, include_internal=include_internal)
+    with store.write(db):
+        row = get_key(db, project_id, public_key, include_internal=include_internal, lock=True)
         planned = plan(row)
         columns = domain.updated_columns(planned)
         db.execute(
@@ -304,8 +314,8 @@ def update_key(
 def delete_key(db: Database, project_id: int, public_key: str, *, include_internal: bool) -> None:
     """Delete a key for good, and audit it, in one write transaction: of two concurrent deletes
     one finds the key, the other gets NotFound."""
-    with database.write(db):
-        row = get_key(db, project_id, public_key, include_internal=include_internal)
+    with store.write(db):
+        row = get_key(db, project_id, public_key, include_internal=include_internal, lock=True)
         _audit(
             db, row["project_id"], domain.KEY_REMOVED, row["public_key"], domain.audit_fields(row)
         )
@@ -323,16 +333,15 @@ def save_start_state(db: Database) -> dict[str, int]:
     """Remember the store as it is now (organizations, projects, keys with their ids, tokens,
     the key id sequence) for `reset_store`; returns the rows saved per table."""
     saved = {}
-    with database.write(db):
-        db.execute("DELETE FROM start_state")
+    with store.write(db):
+        db.execute("DELETE FROM start_state", [])
         for table in START_TABLES:
-            rows = _all(db, f"SELECT * FROM [{table}] ORDER BY id", [])
+            rows = _all(db, f'SELECT * FROM "{table}" ORDER BY id', [])
             db.execute("INSERT INTO start_state (name, data) VALUES (?, ?)",
                        [table, json.dumps(rows)])  # fmt: skip
             saved[table] = len(rows)
-        sequence = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'keys'").fetchone()
         db.execute("INSERT INTO start_state (name, data) VALUES ('sequence', ?)",
-                   [json.dumps(sequence[0] if sequence else 0)])  # fmt: skip
+                   [json.dumps(store.key_sequence(db))])  # fmt: skip
     return saved
 
 
@@ -341,40 +350,42 @@ def reset_store(db: Database) -> dict[str, Any]:
     without one, delete every key, the audit log and the journal and keep the rest.
 
     Returns the keys deleted and what the store holds afterwards."""
-    with database.write(db):
-        deleted = db.execute("SELECT count(*) FROM keys").fetchone()[0]
-        saved = dict(db.execute("SELECT name, data FROM start_state").fetchall())
+    with store.write(db):
+        deleted = db.execute("SELECT count(*) FROM keys", []).fetchone()[0]
+        saved = dict(db.execute("SELECT name, data FROM start_state", []).fetchall())
         for table in ("audit_log", "request_log", "keys"):
-            db.execute(f"DELETE FROM [{table}]")
+            db.execute(f'DELETE FROM "{table}"', [])
         if saved:
             _restore(db, {name: json.loads(data) for name, data in saved.items()})
-        counts = {t: db.execute(f"SELECT count(*) FROM [{t}]").fetchone()[0] for t in START_TABLES}
+        counts = {
+            t: db.execute(f'SELECT count(*) FROM "{t}"', []).fetchone()[0] for t in START_TABLES
+        }
     return {"keysDeleted": int(deleted), "state": counts}
 
 
 def _restore(db: Database, saved: Mapping[str, Any]) -> None:
     """Replace the start tables' rows with the saved ones (inside the caller's transaction)."""
     for table in ("tokens", "projects", "organizations"):
-        db.execute(f"DELETE FROM [{table}]")
+        db.execute(f'DELETE FROM "{table}"', [])
     for table in START_TABLES:
         for row in saved[table]:
-            columns = ", ".join(f"[{c}]" for c in row)
+            columns = ", ".join(f'"{c}"' for c in row)
             marks = ", ".join("?" for _ in row)
-            db.execute(f"INSERT INTO [{table}] ({columns}) VALUES ({marks})", list(row.values()))
-    db.execute("DELETE FROM sqlite_sequence WHERE name = 'keys'")
-    db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('keys', ?)", [saved["sequence"]])
+            db.execute(f'INSERT INTO "{table}" ({columns}) VALUES ({marks})', list(row.values()))
+    store.set_key_sequence(db, saved["sequence"])
 
 
 def log_request(db: Database, entry: Mapping[str, Any], keep: int) -> None:
     """Journal one request, keeping only the newest `keep` entries."""
-    with database.write(db):
-        cursor = db.execute(
+    with store.write(db):
+        new_id = _insert(
+            db,
             "INSERT INTO request_log (method, path, query, status, validated, date) "
             "VALUES (?, ?, ?, ?, ?, ?)",
             [entry["method"], entry["path"], entry["query"], entry["status"],
              int(entry["validated"]), domain.now()],
         )  # fmt: skip
-        db.execute("DELETE FROM request_log WHERE id <= ?", [(cursor.lastrowid or 0) - keep])
+        db.execute("DELETE FROM request_log WHERE id <= ?", [new_id - keep])
 
 
 def list_requests(db: Database, limit: int) -> list[Row]:

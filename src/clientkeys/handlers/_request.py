@@ -1,6 +1,7 @@
 """What every handler needs from the current request: settings, the database, the project,
 URLs. The database accessor follows flaskr's `get_db`: one connection per request (this
-handler thread's, see `db.connection`), and a teardown that rolls back what a request left open.
+handler thread's SQLite connection, or one from the PostgreSQL pool: `store.connection`), and a
+teardown that rolls back what a request left open and hands a pooled connection back.
 """
 
 from __future__ import annotations
@@ -9,12 +10,12 @@ from typing import Any
 
 from connexion import FlaskApp, request
 from flask import g
-from sqlite_utils import Database
 
-from clientkeys import auth, db, repository
+from clientkeys import auth, repository, store
 from clientkeys.config import Settings, settings_of
 from clientkeys.domain import Row
 from clientkeys.serializers import KeyContext
+from clientkeys.store import Connection
 
 
 def settings() -> Settings:
@@ -22,20 +23,20 @@ def settings() -> Settings:
     return settings_of(request)
 
 
-def get_db() -> Database:
+def get_db() -> Connection:
     """This request's database connection."""
     if "db" not in g:
-        current = settings()
-        g.db = db.connection(current.database, current.durability)
-    database: Database = g.db
+        g.db = store.connection(settings())
+    database: Connection = g.db
     return database
 
 
 def close_db(_exc: BaseException | None = None) -> None:
-    """At the end of a request: roll back any transaction it left open."""
-    database: Database | None = g.pop("db", None)
+    """At the end of a request: roll back any transaction it left open (and hand a pooled
+    connection back)."""
+    database: Connection | None = g.pop("db", None)
     if database is not None:
-        db.rollback(database.conn)
+        store.release(database)
 
 
 def init_app(app: FlaskApp) -> None:
