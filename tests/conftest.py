@@ -1,7 +1,11 @@
-"""Fixtures compose: settings -> app -> client, over a real SQLite file in a temp folder.
+"""Fixtures compose: settings -> app -> client, over a real store: a SQLite file in a temp
+folder, and a database on a real PostgreSQL server (`pg.py`) that the session starts itself.
 
-The app is built once per test module (building one reads and resolves the spec); every test
-that touches the store gets it emptied first, so tests stay independent.
+Every test that uses the store (`settings`, `app`, `client`, `store`, `world`, `api`,
+`memory_db`) runs once on each backend (`[sqlite]`, `[postgres]`); a module or test marked
+`sqlite_only` (what it tests exists only there: files, WAL, SQLite's locks) runs on SQLite alone.
+The app is built once per test module and backend (building one reads and resolves the spec);
+every test that touches the store gets it emptied first, so tests stay independent.
 """
 
 from __future__ import annotations
@@ -10,14 +14,18 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlite_utils import Database
 
+import pg
 from clientkeys import db, repository
+from clientkeys import store as storage
 from clientkeys.app import create_app
-from clientkeys.config import Settings
+from clientkeys.config import Settings, is_postgres
+from clientkeys.store import Connection
 
 # tests/plugin_usage/ is another team's suite: test_pytest_plugin.py runs it in its own pytest.
 collect_ignore = ["plugin_usage"]
@@ -34,9 +42,60 @@ SEEDED_KEYS = 2
 """The world's keys before a test writes any: the "Default" key of each of its two projects."""
 
 
-@pytest.fixture(scope="module")
-def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return Settings(database=tmp_path_factory.mktemp("store") / "clientkeys.db")
+BACKENDS = ("sqlite", "postgres")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "sqlite_only: what the test checks exists only on SQLite (not run on postgres)"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `sqlite_only` are not collected for the postgres backend."""
+    keep, drop = [], []
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        on_postgres = "postgres" in (params.get("settings"), params.get("memory_db"))
+        sqlite_only = item.get_closest_marker("sqlite_only") is not None
+        (drop if on_postgres and sqlite_only else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[pg.PostgresServer]:
+    """A real PostgreSQL server for this test process (started on first use)."""
+    with pg.running() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def postgres_template(postgres_server: pg.PostgresServer) -> str:
+    """A database with every migration applied, copied for each test module (faster than
+    migrating each)."""
+    url = postgres_server.new_database()
+    storage.init_db(url)
+    return url.rsplit("/", 1)[1]
+
+
+def new_database(request: pytest.FixtureRequest, backend: str, folder: Path) -> Path | str:
+    """A new, migrated database of `backend`: a SQLite file in `folder`, or a PostgreSQL
+    database on this session's server."""
+    if backend == "sqlite":
+        return folder / "clientkeys.db"
+    server: pg.PostgresServer = request.getfixturevalue("postgres_server")
+    return server.new_database(template=request.getfixturevalue("postgres_template"))
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def settings(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Settings]:
+    database = new_database(request, request.param, tmp_path_factory.mktemp("store"))
+    yield Settings(database=database)
+    storage.dispose(database)
 
 
 @pytest.fixture(scope="module")
@@ -51,9 +110,9 @@ def module_client(app: Any) -> Iterator[Any]:
 
 
 @pytest.fixture
-def store(app: Any, settings: Settings) -> Iterator[Database]:
+def store(app: Any, settings: Settings) -> Iterator[Connection]:
     """The app's own database (migrated by the factory), emptied for this test."""
-    with db.connect(settings.database) as database:
+    with storage.connect(settings.database) as database:
         empty(database)
         yield database
 
@@ -64,17 +123,40 @@ def client(module_client: Any, store: Database) -> Any:
     return module_client
 
 
-@pytest.fixture
-def memory_db() -> Iterator[Database]:
-    """A fresh in-memory database with every migration applied."""
-    database = Database(memory=True)
-    db.migrate(database)
+@pytest.fixture(scope="session")
+def postgres_scratch(postgres_server: pg.PostgresServer, postgres_template: str) -> str:
+    """A migrated PostgreSQL database that `memory_db` empties for each test."""
+    return postgres_server.new_database(template=postgres_template)
+
+
+@pytest.fixture(params=BACKENDS)
+def memory_db(request: pytest.FixtureRequest) -> Iterator[Connection]:
+    """A fresh database with every migration applied: SQLite in memory, or an emptied
+    PostgreSQL database."""
+    if request.param == "sqlite":
+        database = Database(memory=True)
+        db.migrate(database)
+    else:
+        database = storage.connect(request.getfixturevalue("postgres_scratch"))
+        empty(database)
     yield database
     database.close()
 
 
-def empty(database: Database) -> None:
+def on_postgres(database: Any) -> bool:
+    """Whether a connection (or a database setting) is PostgreSQL's."""
+    return getattr(database, "dialect", None) == "postgresql" or is_postgres(database)
+
+
+def empty(database: Any) -> None:
     """Delete every row (ids start again at 1); the migrations stay applied."""
+    if on_postgres(database):
+        tables = [name for (name,) in database.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
+            "AND tablename <> '_migrations'"
+        ).fetchall()]  # fmt: skip
+        database.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY")
+        return
     tables = [name for name in database.table_names() if not name.startswith("_sqlite_migr")]
     with db.write(database):
         database.execute("PRAGMA defer_foreign_keys = ON")
@@ -86,7 +168,7 @@ def empty(database: Database) -> None:
 class World:
     """Two organizations, a project each, and tokens of every kind."""
 
-    store: Database
+    store: Connection
     tokens: dict[str, str]
     project: dict[str, Any]
     other_project: dict[str, Any]
@@ -95,11 +177,11 @@ class World:
         return {"Authorization": f"Bearer {self.tokens[who]}"}
 
     def key_count(self) -> int:
-        return int(self.store.execute("SELECT count(*) FROM keys").fetchone()[0])
+        return int(self.store.execute("SELECT count(*) FROM keys", []).fetchone()[0])
 
 
 @pytest.fixture
-def world(store: Database) -> World:
+def world(store: Connection) -> World:
     repository.insert_organization(store, "acme", "Acme")
     repository.insert_organization(store, "globex", "Globex")
     project = repository.insert_project(store, "acme", "web")
@@ -155,7 +237,7 @@ class Api:
         return dict(response.json())
 
     def row(self, key_id: str) -> dict[str, Any]:
-        """The stored row of a key, straight from SQLite."""
+        """The stored row of a key, straight from the store."""
         cursor = self.world.store.execute("SELECT * FROM keys WHERE public_key = ?", [key_id])
         values = cursor.fetchone()
         assert values is not None, key_id

@@ -1,5 +1,5 @@
-"""Storage alone, against real SQLite (in memory, or a file shared by two connections) with the
-migrations applied: no HTTP."""
+"""Storage alone, against real SQLite (in memory, or a file shared by two connections) and a real
+PostgreSQL database, with the migrations applied: no HTTP. Each test runs on both."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlite_utils import Database
 
-from clientkeys import db, domain, repository
+from clientkeys import domain, repository, store
 from clientkeys.errors import Conflict, FieldErrors, NotFound
-from conftest import ALL_SCOPES
+from clientkeys.store import Connection as Database
+from conftest import ALL_SCOPES, BACKENDS, empty, new_database, on_postgres
 
 
 @pytest.fixture
@@ -161,7 +161,7 @@ def test_reset_empties_keys_audit_and_journal_and_keeps_the_rest(
 
 def _dump(db: Database) -> dict[str, list[tuple[Any, ...]]]:
     return {
-        table: db.execute(f"SELECT * FROM [{table}] ORDER BY id").fetchall()
+        table: db.execute(f'SELECT * FROM "{table}" ORDER BY id', []).fetchall()
         for table in (*repository.START_TABLES, "audit_log", "request_log")
     }
 
@@ -206,23 +206,29 @@ LOCK_HELD_SECONDS = 0.2
 """How long the other writer keeps the write lock: the write under test is waiting by then."""
 
 
-@pytest.fixture
-def two_writers(tmp_path: Path) -> Iterator[tuple[Database, Database, domain.Row]]:
-    """Two connections to one database file (as two workers have) and a project with a key."""
-    db.init_db(tmp_path / "x.db")
-    first, second = db.connect(tmp_path / "x.db"), db.connect(tmp_path / "x.db")
+@pytest.fixture(params=BACKENDS)
+def two_writers(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[Database, Database, domain.Row]]:
+    """Two connections to one database (as two workers, or two nodes, have) and a project."""
+    database = new_database(request, request.param, tmp_path)
+    store.init_db(database)
+    first, second = store.connect(database), store.connect(database)
+    empty(first)
     repository.insert_organization(first, "acme")
     project = repository.insert_project(first, "acme", "web", default_key=False)
     yield first, second, project
     first.close()
     second.close()
+    store.dispose(database)
 
 
 def while_waiting_for_the_lock(
     waiting: Callable[[], Any], other: Database, change: str, params: list[Any]
 ) -> Any:
-    """Run `waiting` in a thread while `other` holds the write lock, make `change` there and
-    commit: what `waiting` returns or raises, having started before the change."""
+    """Make `change` in a transaction of `other`, run `waiting` in a thread while that
+    transaction holds its locks (SQLite's write lock; PostgreSQL's on the rows changed), then
+    commit: what `waiting` returns or raises, having started before the change was committed."""
     outcome: list[Any] = []
 
     def run() -> None:
@@ -231,12 +237,13 @@ def while_waiting_for_the_lock(
         except Exception as exc:  # noqa: BLE001 (handed to the test)
             outcome.append(exc)
 
-    other.execute("BEGIN IMMEDIATE")
+    other.execute("BEGIN" if on_postgres(other) else "BEGIN IMMEDIATE", [])
+    other.execute(change, params)
     thread = threading.Thread(target=run)
     thread.start()
     time.sleep(LOCK_HELD_SECONDS)
-    other.execute(change, params)
-    other.execute("COMMIT")
+    assert thread.is_alive()  # waiting for the lock
+    other.execute("COMMIT", [])
     thread.join(timeout=10)
     return outcome[0]
 
