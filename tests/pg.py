@@ -117,9 +117,10 @@ class PostgresServer:
             try:
                 psycopg.connect(self.url, connect_timeout=2).close()
                 return
-            except psycopg.OperationalError:
+            except psycopg.OperationalError as exc:
                 if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"postgres did not start:\n{self.log.read_text()[-3000:]}")
+                    log = self.log.read_text()[-3000:]
+                    raise RuntimeError(f"postgres did not start:\n{log}") from exc
                 time.sleep(0.05)
 
     def stop(self) -> None:

@@ -21,7 +21,7 @@ from clientkeys.app import create_app
 from clientkeys.config import Settings
 from clientkeys.logs import ACCESS_LOGGER, JsonFormatter
 from clientkeys.mock import create_mock_app, served
-from conftest import KEYS_URL, SEEDED_KEYS, World, assert_error
+from conftest import KEYS_URL, SEEDED_KEYS, World, assert_error, on_postgres
 
 LIST = "List a Project's Client Keys"
 
@@ -79,10 +79,16 @@ def test_readiness_is_503_naming_the_problem_when_the_database_cannot_be_written
         assert response.status_code == 503
         body = response.json()
         assert body["healthy"] == {"database": False}
-        assert body["problems"] == ["database: no such table: health"]
+        missing = (
+            'relation "health" does not exist' if on_postgres(store) else "no such table: health"
+        )
+        assert body["problems"] == [f"database: {missing}"]
         assert client.get("/_health/").status_code == 200  # alive all the same
     finally:
-        store.execute("CREATE TABLE health (id INTEGER PRIMARY KEY CHECK (id = 1), checked REAL)")
+        real = "DOUBLE PRECISION" if on_postgres(store) else "REAL"
+        store.execute(
+            f"CREATE TABLE health (id INTEGER PRIMARY KEY CHECK (id = 1), checked {real})"
+        )
 
 
 @pytest.mark.parametrize("path", ["/_health/", "/docs/", "/metrics"])
@@ -227,10 +233,8 @@ def test_metrics_count_database_errors(metered: Any, world: World) -> None:
         world.store.execute("ALTER TABLE keys_elsewhere RENAME TO keys")
     after = samples(metered)
     name = "clientkeys_database_errors_total"
-    assert (
-        value(after, name, error="OperationalError") - value(before, name, error="OperationalError")
-        == 1
-    )
+    error = "UndefinedTable" if on_postgres(world.store) else "OperationalError"
+    assert value(after, name, error=error) - value(before, name, error=error) == 1
 
 
 def _lock_waits(lock: str) -> float:

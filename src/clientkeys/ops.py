@@ -154,8 +154,9 @@ class OpsMiddleware:
                 await run_in_threadpool(check)
                 healthy[name] = True
             except Exception as exc:  # a failing check is the answer, not an error
-                logger.warning("Readiness check %s failed: %s", name, exc)
-                problems.append(f"{name}: {exc}")
+                problem = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                logger.warning("Readiness check %s failed: %s", name, problem)
+                problems.append(f"{name}: {problem}")  # one line (PostgreSQL's add a LINE 1:)
                 healthy[name] = False
         body = json.dumps({"problems": problems, "healthy": healthy})
         return Response(body, 503 if problems else 200, media_type="application/json")

@@ -393,7 +393,7 @@ def list_requests(db: Database, limit: int) -> list[Row]:
     rows = _all(
         db,
         "SELECT method, path, query, status, validated, date FROM "
-        "(SELECT * FROM request_log ORDER BY id DESC LIMIT ?) ORDER BY id",
+        "(SELECT * FROM request_log ORDER BY id DESC LIMIT ?) AS newest ORDER BY id",
         [limit],
     )
     for row in rows:
