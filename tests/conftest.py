@@ -56,7 +56,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     keep, drop = [], []
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
-        on_postgres = "postgres" in (params.get("settings"), params.get("memory_db"))
+        on_postgres = "postgres" in params.values()
         sqlite_only = item.get_closest_marker("sqlite_only") is not None
         (drop if on_postgres and sqlite_only else keep).append(item)
     if drop:
@@ -80,13 +80,26 @@ def postgres_template(postgres_server: pg.PostgresServer) -> str:
     return url.rsplit("/", 1)[1]
 
 
-def new_database(request: pytest.FixtureRequest, backend: str, folder: Path) -> Path | str:
-    """A new, migrated database of `backend`: a SQLite file in `folder`, or a PostgreSQL
-    database on this session's server."""
+def new_database(
+    request: pytest.FixtureRequest, backend: str, folder: Path, *, migrated: bool = True
+) -> Path | str:
+    """A new database of `backend`: a SQLite file in `folder` (not there yet), or a PostgreSQL
+    database on this session's server (with every migration applied, unless not `migrated`)."""
     if backend == "sqlite":
         return folder / "clientkeys.db"
     server: pg.PostgresServer = request.getfixturevalue("postgres_server")
+    if not migrated:
+        return server.new_database()
     return server.new_database(template=request.getfixturevalue("postgres_template"))
+
+
+@pytest.fixture(params=BACKENDS)
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path | str]:
+    """A new database of each backend, with nothing in it (no tables yet): for the commands
+    and the live servers."""
+    url = new_database(request, request.param, tmp_path, migrated=False)
+    yield url
+    storage.dispose(url)
 
 
 @pytest.fixture(scope="module", params=BACKENDS)

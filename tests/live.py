@@ -1,5 +1,6 @@
-"""Real `clientkeys serve` processes for the fault, race and HTTP-edge tests: seeded databases,
-servers that can be killed whole, small file systems, raw HTTP and JSON calls."""
+"""Real `clientkeys serve` processes for the fault, race, HTTP-edge and scale-out tests: seeded
+databases (a SQLite file, or a `postgresql://` URL), servers that can be killed whole, small file
+systems, raw HTTP and JSON calls."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from clientkeys import db, repository
+from clientkeys import db, repository, store
 from clientkeys.pytest_plugin import free_port
 
 ORG, PROJECT = "acme", "web"
@@ -28,17 +30,21 @@ KEYS = f"/api/0/projects/{ORG}/{PROJECT}/keys/"
 ALL_SCOPES = ["project:read", "project:write", "project:admin"]
 
 
-def seed(path: Path) -> str:
+Database = Path | str
+"""A SQLite file's path or a `postgresql://` URL."""
+
+
+def seed(database: Database) -> str:
     """A database with organization `acme`, project `web`; returns an all-scopes token."""
-    db.init_db(path)
-    with db.connect(path) as conn:
+    store.init_db(database)
+    with store.connect(database) as conn:
         repository.insert_organization(conn, ORG)
         repository.insert_project(conn, ORG, PROJECT)
         token, _ = repository.insert_token(conn, ORG, ALL_SCOPES)
     return token
 
 
-def serve_command(port: int, database: Path, *extra: str) -> list[str]:
+def serve_command(port: int, database: Database, *extra: str) -> list[str]:
     return [sys.executable, "-m", "clientkeys", "serve", "--port", str(port), "--database",
             str(database), "--workers", "2", "--log-level", "warning", *extra]  # fmt: skip
 
@@ -51,6 +57,7 @@ class Server:
     port: int
     token: str
     log: Path
+    database: Database
 
     @property
     def url(self) -> str:
@@ -94,23 +101,77 @@ class Server:
 
 
 @contextmanager
-def serving(database: Path, token: str, *extra: str, logs: Path | None = None) -> Iterator[Server]:
+def serving(
+    database: Database, token: str, *extra: str, logs: Path | None = None
+) -> Iterator[Server]:
     """`clientkeys serve` with 2 workers on `database` until the block ends (then SIGTERM);
-    its output goes to a file in `logs` (default: the database's folder)."""
+    its output goes to a file in `logs` (default: the database file's folder)."""
+    server = start(database, token, *extra, logs=logs)
+    try:
+        wait_until_up(server)
+        yield server
+    finally:
+        stop(server)
+
+
+def start(database: Database, token: str, *extra: str, logs: Path | None = None) -> Server:
+    """Start `clientkeys serve` on `database` without waiting for it (`wait_until_up`)."""
     port = free_port()
-    log = (logs or database.parent) / f"server-{port}.log"
+    if logs is None:
+        assert isinstance(database, Path), "name a folder for the logs of a postgresql:// server"
+        logs = database.parent
+    log = logs / f"server-{port}.log"
     with log.open("wb") as output:
         process = subprocess.Popen(
             serve_command(port, database, *extra), stdout=output, stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONWARNINGS": "ignore"}, start_new_session=True,
         )  # fmt: skip
-    server = Server(process, port, token, log)
-    try:
-        wait_until_up(server)
-        yield server
-    finally:
-        if process.poll() is None:
-            server.kill(signal.SIGTERM)
+    return Server(process, port, token, log, database)
+
+
+def stop(server: Server) -> None:
+    """SIGTERM the server (and its workers), if it still runs."""
+    if server.process.poll() is None:
+        server.kill(signal.SIGTERM)
+
+
+class Writers:
+    """Clients creating keys as fast as the server answers, each on its own connection;
+    `acknowledged` holds the id of every key answered 201, `answers` every status."""
+
+    def __init__(self, server: Server, clients: int = 6) -> None:
+        self.server, self.stop = server, threading.Event()
+        self.acknowledged: set[str] = set()
+        self.answers: list[tuple[int, Any]] = []
+        self.threads = [threading.Thread(target=self._write) for _ in range(clients)]
+
+    def __enter__(self) -> Writers:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=60)
+
+    def _write(self) -> None:
+        conn = self.server.connection()
+        try:
+            while not self.stop.is_set():
+                status, body, _ = self.server.call("POST", KEYS, {}, conn)
+                self.answers.append((status, body))
+                if status == 201:
+                    self.acknowledged.add(body["id"])
+        except (OSError, http.client.HTTPException):
+            return  # the server is gone
+        finally:
+            conn.close()
+
+    def wait_for(self, acknowledged: int, seconds: float = 30) -> None:
+        deadline = time.monotonic() + seconds
+        while len(self.acknowledged) < acknowledged and time.monotonic() < deadline:
+            time.sleep(0.02)
 
 
 def wait_until_up(server: Server, seconds: float = 60) -> None:
@@ -196,10 +257,10 @@ def chattr(flag: str, *paths: Path) -> None:
     subprocess.run(["chattr", flag, *map(str, paths)], check=True, capture_output=True)
 
 
-def stored_public_keys(database: Path) -> set[str]:
-    """The public keys stored in a database file (read directly, WAL included)."""
-    with db.connect(database) as conn:
-        return {row[0] for row in conn.execute("SELECT public_key FROM keys").fetchall()}
+def stored_public_keys(database: Database) -> set[str]:
+    """The public keys stored in a database (read directly; a SQLite file's WAL included)."""
+    with store.connect(database) as conn:
+        return {row[0] for row in conn.execute("SELECT public_key FROM keys", []).fetchall()}
 
 
 def integrity(database: Path) -> str:

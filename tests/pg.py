@@ -134,6 +134,13 @@ class PostgresServer:
                 self.process.wait()
         self.process = None
 
+    def kill(self) -> None:
+        """Kill the server and all its processes at once (SIGKILL): a crash."""
+        if self.process is not None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        self.process = None
+
     def new_database(self, template: str | None = None) -> str:
         """A new database (a copy of `template`, if given); its URL."""
         name = f"ck_{secrets.token_hex(6)}"

@@ -1,5 +1,6 @@
 """Faults injected into real servers (`clientkeys serve`, 2 workers): concurrent writes to one
-key, kill -9 under write load, a read-only database, its file deleted, a full disk.
+key and kill -9 under write load (on SQLite and on PostgreSQL), a read-only database, its file
+deleted, a full disk (SQLite's files; PostgreSQL's own faults are in test_postgres.py).
 
 What each test holds the server to: no acknowledged write is lost, no fault is answered with a
 500 (each is a JSON 503 or 507 that says why), and once the fault clears the server recovers
@@ -8,23 +9,24 @@ without a restart.
 
 from __future__ import annotations
 
-import http.client
 import os
 import secrets
 import subprocess
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from clientkeys import db, domain
+from clientkeys import db, domain, store
 from clientkeys.errors import StorageFull
+from conftest import BACKENDS, new_database
 from live import (
     KEYS,
+    Database,
     Server,
+    Writers,
     chattr,
     integrity,
     run_serve,
@@ -44,15 +46,19 @@ PAIRS = 2
 """Racing pairs of clients at a time: two pairs keep all four handler threads busy."""
 
 
-@pytest.fixture(scope="module")
-def race_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+@pytest.fixture(scope="module", params=BACKENDS)
+def race_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
     folder = tmp_path_factory.mktemp("races")
-    with serving(folder / "races.db", seed(folder / "races.db")) as server:
+    database = new_database(request, request.param, folder)
+    with serving(database, seed(database), logs=folder) as server:
         yield server
+    store.dispose(database)
 
 
-def audit_events(database: Path, public_key: str) -> list[str]:
-    with db.connect(database) as conn:
+def audit_events(database: Database, public_key: str) -> list[str]:
+    with store.connect(database) as conn:
         rows = conn.execute(
             "SELECT event FROM audit_log WHERE target = ? ORDER BY id", [public_key]
         ).fetchall()
@@ -124,9 +130,9 @@ def test_two_updates_of_one_key_both_take_effect(race_server: Server) -> None:
 
 
 def test_an_update_racing_a_delete_is_404_once_the_key_is_gone(
-    race_server: Server, tmp_path_factory: pytest.TempPathFactory
+    race_server: Server,
 ) -> None:
-    database = Path(race_server.log).parent / "races.db"
+    database = race_server.database
 
     def check(server: Server, key: dict[str, Any], answers: list[tuple[int, Any]]) -> str | None:
         (put, _), (delete, _) = answers
@@ -143,7 +149,7 @@ def test_an_update_racing_a_delete_is_404_once_the_key_is_gone(
 
 
 def test_of_two_deletes_of_one_key_exactly_one_wins(race_server: Server) -> None:
-    database = Path(race_server.log).parent / "races.db"
+    database = race_server.database
 
     def check(server: Server, key: dict[str, Any], answers: list[tuple[int, Any]]) -> str | None:
         events = audit_events(database, key["id"])
@@ -158,58 +164,21 @@ def test_of_two_deletes_of_one_key_exactly_one_wins(race_server: Server) -> None
 # kill -9 ------------------------------------------------------------------------------------
 
 
-class Writers:
-    """Clients creating keys as fast as the server answers, each on its own connection;
-    `acknowledged` holds the id of every key answered 201, `answers` every status."""
-
-    def __init__(self, server: Server, clients: int = 6) -> None:
-        self.server, self.stop = server, threading.Event()
-        self.acknowledged: set[str] = set()
-        self.answers: list[tuple[int, Any]] = []
-        self.threads = [threading.Thread(target=self._write) for _ in range(clients)]
-
-    def __enter__(self) -> Writers:
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stop.set()
-        for thread in self.threads:
-            thread.join(timeout=60)
-
-    def _write(self) -> None:
-        conn = self.server.connection()
-        try:
-            while not self.stop.is_set():
-                status, body, _ = self.server.call("POST", KEYS, {}, conn)
-                self.answers.append((status, body))
-                if status == 201:
-                    self.acknowledged.add(body["id"])
-        except (OSError, http.client.HTTPException):
-            return  # the server is gone
-        finally:
-            conn.close()
-
-    def wait_for(self, acknowledged: int, seconds: float = 30) -> None:
-        deadline = time.monotonic() + seconds
-        while len(self.acknowledged) < acknowledged and time.monotonic() < deadline:
-            time.sleep(0.02)
-
-
-def test_every_write_acknowledged_before_kill_9_is_stored_after_a_restart(tmp_path: Path) -> None:
-    database = tmp_path / "killed.db"
+def test_every_write_acknowledged_before_kill_9_is_stored_after_a_restart(
+    tmp_path: Path, database: Database
+) -> None:
     token = seed(database)
-    with serving(database, token) as server, Writers(server) as writers:
+    with serving(database, token, logs=tmp_path) as server, Writers(server) as writers:
         writers.wait_for(200)
         server.kill()  # the server and its workers at once, mid-load
     assert {status for status, _ in writers.answers} == {201}
-    with serving(database, token) as server:
+    with serving(database, token, logs=tmp_path) as server:
         status, listed, _ = server.call("GET", f"{KEYS}?per_page=1")
         assert status == 200 and len(listed) == 1  # it serves again
     assert len(writers.acknowledged) >= 200
     assert writers.acknowledged <= stored_public_keys(database)
-    assert integrity(database) == "ok"
+    if isinstance(database, Path):
+        assert integrity(database) == "ok"
 
 
 # Read-only ---------------------------------------------------------------------------------

@@ -280,8 +280,11 @@ def _probe_write(db: Database) -> None:
 
 
 def migrate(db: Database) -> None:
-    """Apply every pending schema migration."""
-    migrations.apply(db)
+    """Apply every pending schema migration, all in one write transaction (each step in a
+    savepoint): processes starting at once on one file take turns, and the second finds
+    nothing pending."""
+    with write(db):
+        migrations.apply(db)
 
 
 _write_locks: dict[str, threading.Lock] = {}
