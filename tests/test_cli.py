@@ -1,4 +1,5 @@
-"""The command line: every command, and a clear message for every misuse."""
+"""The command line: every command, and a clear message for every misuse; the commands that use
+the store run on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -6,30 +7,35 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
-from clientkeys import db, repository
+from clientkeys import db, repository, store
 from clientkeys.cli import main
+from clientkeys.pytest_plugin import free_port
+from live import Database
 
 
 @pytest.fixture
-def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("CLIENTKEYS_DATABASE", str(tmp_path / "cli.db"))
-
-    def invoke(*args: str) -> object:
-        return CliRunner().invoke(main, list(args), catch_exceptions=False)
-
+def run(database: Database, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """The CLI on a new database of each backend (named by CLIENTKEYS_DATABASE)."""
+    monkeypatch.setenv("CLIENTKEYS_DATABASE", str(database))
     return invoke
 
 
-def rows(tmp_path: Path, sql: str) -> list[tuple[object, ...]]:
-    with db.connect(tmp_path / "cli.db") as conn:
-        return conn.execute(sql).fetchall()
+def invoke(*args: str) -> Any:
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
 
-def test_help_lists_every_command(run) -> None:  # type: ignore[no-untyped-def]
+def rows(database: Database, sql: str) -> list[tuple[object, ...]]:
+    with store.connect(database) as conn:
+        return [tuple(row) for row in conn.execute(sql, []).fetchall()]
+
+
+def test_help_lists_every_command() -> None:
+    run = invoke
     result = run("--help")
     assert result.exit_code == 0
     for command in ("serve", "init-db", "org", "project", "token", "demo"):
@@ -37,16 +43,16 @@ def test_help_lists_every_command(run) -> None:  # type: ignore[no-untyped-def]
     assert "--public-url" in run("serve", "--help").output
 
 
-def test_org_project_and_token_create(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_org_project_and_token_create(run, database: Database) -> None:  # type: ignore[no-untyped-def]
     assert run("org", "create", "acme", "--name", "Acme Inc").exit_code == 0
     result = run("project", "create", "web", "--org", "acme")
     assert result.exit_code == 0 and "Default" in result.output
-    assert rows(tmp_path, "SELECT label FROM keys") == [("Default",)]
+    assert rows(database, "SELECT label FROM keys") == [("Default",)]
     result = run("token", "create", "--org", "acme", "--scopes", "project:read")
     assert result.exit_code == 0
     plain = result.output.splitlines()[0]
     assert plain.startswith("sntrys_")
-    with db.connect(tmp_path / "cli.db") as conn:
+    with store.connect(database) as conn:
         assert repository.find_token(conn, plain)["scopes"] == "project:read"
     assert "acme" in run("org", "list").output
 
@@ -96,15 +102,15 @@ def test_bad_setting_in_the_environment_is_a_usage_error(
     assert "CLIENTKEYS_PUBLIC_URL must be an http(s) URL" in result.output
 
 
-def test_demo_creates_data_once_and_prints_a_working_curl(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_demo_creates_data_once_and_prints_a_working_curl(run, database: Database) -> None:  # type: ignore[no-untyped-def]
     first = run("demo", "--url", "http://127.0.0.1:9000")
     assert first.exit_code == 0
     assert "curl -i -H 'Authorization: Bearer sntrys_" in first.output
     assert "http://127.0.0.1:9000/api/0/projects/demo/demo-project/keys/" in first.output
     second = run("demo")
     assert "already present" in second.output
-    assert rows(tmp_path, "SELECT count(*) FROM projects") == [(1,)]
-    assert rows(tmp_path, "SELECT count(*) FROM tokens") == [(2,)]
+    assert rows(database, "SELECT count(*) FROM projects") == [(1,)]
+    assert rows(database, "SELECT count(*) FROM tokens") == [(2,)]
 
 
 def test_init_db_is_idempotent(run) -> None:  # type: ignore[no-untyped-def]
@@ -145,14 +151,40 @@ def test_a_missing_extra_stops_the_command_naming_its_install(
     ]
 
 
-def test_a_read_only_database_can_be_read_but_not_written(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.sqlite_only  # a file made immutable
+def test_a_read_only_database_can_be_read_but_not_written(run, database: Path) -> None:  # type: ignore[no-untyped-def]
     run("org", "create", "acme")
-    subprocess.run(["chattr", "+i", str(tmp_path / "cli.db")], check=True)
+    subprocess.run(["chattr", "+i", str(database)], check=True)
     try:
         listed = run("org", "list")
         refused = run("org", "create", "globex")
     finally:
-        subprocess.run(["chattr", "-i", str(tmp_path / "cli.db")], check=True)
+        subprocess.run(["chattr", "-i", str(database)], check=True)
     assert listed.exit_code == 0 and "acme" in listed.output
     assert refused.exit_code == 1
     assert refused.output == f"Error: {db.READ_ONLY}\n"
+
+
+def test_a_postgresql_database_that_cannot_be_reached_is_one_line_naming_it_without_password(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    port = free_port()  # nothing listens there
+    monkeypatch.setenv("CLIENTKEYS_DATABASE", f"postgresql://ck:s3cret@127.0.0.1:{port}/ck")
+    result = CliRunner().invoke(main, ["org", "list"])
+    assert result.exit_code == 1
+    assert result.output.startswith(
+        f"Error: Cannot use the database postgresql://ck:***@127.0.0.1:{port}/ck: "
+    )
+    assert len(result.output.splitlines()) == 1 and "s3cret" not in result.output
+
+
+def test_a_postgresql_database_without_the_postgres_extra_names_its_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "psycopg_pool", None)  # as if it were not installed
+    result = CliRunner().invoke(main, ["init-db", "--database", "postgresql://127.0.0.1/ck"])
+    assert result.exit_code == 1
+    assert result.output == (
+        "Error: A postgresql:// database needs the postgres extra (psycopg_pool is missing): "
+        "pip install 'clientkeys[postgres]'\n"
+    )

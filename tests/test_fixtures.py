@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from clientkeys import db, fixtures
+from clientkeys import db, fixtures, store
 from clientkeys.app import create_app
 from clientkeys.cli import main
 from clientkeys.config import Settings
@@ -16,10 +16,10 @@ from clientkeys.config import Settings
 CI = Path(__file__).parent / "data" / "ci.yaml"
 
 
-def test_fixtures_create_the_described_state(tmp_path: Path) -> None:
-    settings = Settings(database=tmp_path / "f.db")
-    db.init_db(settings.database)
-    with db.connect(settings.database) as conn:
+def test_fixtures_create_the_described_state(database: Path | str) -> None:
+    settings = Settings(database=database)
+    store.init_db(settings.database)
+    with store.connect(settings.database) as conn:
         created = fixtures.load(conn, CI)
     assert created == {"organizations": 2, "projects": 3, "keys": 2, "tokens": 3}
     headers = {"Authorization": "Bearer sntrys_ci_read_token"}
@@ -40,9 +40,9 @@ def test_fixtures_create_the_described_state(tmp_path: Path) -> None:
         assert "@relay.example.com/ingest/" in shop[0]["dsn"]["public"]
 
 
-def test_loading_twice_creates_nothing_new(tmp_path: Path) -> None:
-    db.init_db(tmp_path / "f.db")
-    with db.connect(tmp_path / "f.db") as conn:
+def test_loading_twice_creates_nothing_new(database: Path | str) -> None:
+    store.init_db(database)
+    with store.connect(database) as conn:
         fixtures.load(conn, CI)
         assert set(fixtures.load(conn, CI).values()) == {0}
 

@@ -282,7 +282,9 @@ def _probe_write(db: Database) -> None:
 def migrate(db: Database) -> None:
     """Apply every pending schema migration, all in one write transaction (each step in a
     savepoint): processes starting at once on one file take turns, and the second finds
-    nothing pending."""
+    nothing pending. With none pending, nothing is written (a read-only file passes)."""
+    if not migrations.pending(db):
+        return
     with write(db):
         migrations.apply(db)
 

@@ -388,6 +388,8 @@ types; `tests/test_store.py` checks both give the same tables and columns."""
 def migrate(database: Database) -> list[str]:
     """Apply every pending migration, in one transaction holding an advisory lock, so that
     nodes starting at once apply each step once; returns the names applied now."""
+    if _up_to_date(database):
+        return []  # nothing written: a read-only standby passes, for the commands that read
     applied_now = []
     with write(database):
         database.execute("SELECT pg_advisory_xact_lock(?)", [MIGRATION_LOCK])
@@ -409,6 +411,11 @@ def migrate(database: Database) -> list[str]:
             )
             applied_now.append(name)
     return applied_now
+
+
+def _up_to_date(database: Database) -> bool:
+    row = database.execute("SELECT to_regclass('_migrations') IS NOT NULL").fetchone()
+    return bool(row and row[0]) and set(applied(database)) >= {name for name, _ in MIGRATIONS}
 
 
 def applied(database: Database) -> list[str]:
