@@ -8,20 +8,39 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+import pg
+from clientkeys import store
+from conftest import BACKENDS
+
 USAGE = Path(__file__).parent / "plugin_usage"
 
 
-def test_usage_suite_passes_in_parallel_with_its_own_servers(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_usage_suite_passes_in_parallel_with_its_own_servers(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
+    """On SQLite files, and with `--clientkeys-database` naming a PostgreSQL server (each
+    server and app gets a database of its own there, dropped at the end)."""
+    option = []
+    if backend == "postgres":
+        server: pg.PostgresServer = request.getfixturevalue("postgres_server")
+        option = ["--clientkeys-database", server.url]
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-n", "2", "-q", "-p", "no:cacheprovider",
          "-c", os.devnull, "--rootdir", str(USAGE), "--confcutdir", str(USAGE),
-         "--basetemp", str(tmp_path / "base"), str(USAGE)],
+         "--basetemp", str(tmp_path / "base"), *option, str(USAGE)],
         capture_output=True, text=True, timeout=300,
         env={**os.environ, "PYTHONWARNINGS": "ignore"},
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     tests = len(re.findall(r"^def test_", (USAGE / "test_with_clientkeys.py").read_text(), re.M))
     assert f"{tests} passed" in result.stdout
+    if backend == "postgres":  # every database the plugin made is gone
+        with store.connect(server.url) as conn:
+            names = conn.execute("SELECT datname FROM pg_database", []).fetchall()
+        assert not [name for (name,) in names if name.startswith("clientkeys_pytest_")]
 
 
 STRICT_SUITE = {
