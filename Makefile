@@ -7,7 +7,7 @@ PORT   ?= 8000
 SPEC   := spec/openapi.json spec/admin.json
 
 .DEFAULT_GOAL := help
-.PHONY: help install browser run serve mock contract bench bench-mock test unit lint fmt spec fuzz db smoke container clean
+.PHONY: help install browser postgres run serve mock contract bench bench-mock test unit lint fmt spec fuzz db smoke container clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -22,6 +22,13 @@ install: $(STAMP) ## Create .venv and install clientkeys with its test tools
 
 browser: ## Install Debian's chromium for the docs page test (Playwright drives it; it downloads none)
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+
+# The tests start PostgreSQL servers of their own from its binaries (initdb in a temporary folder,
+# a free loopback port, as the postgres user); Debian's package also starts a cluster of its own
+# where an init system runs, which nothing here uses.
+postgres: ## Install Debian's postgresql for the tests (no server needed to run clientkeys)
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || \
+	    (apt-get update && apt-get install -y postgresql)
 
 run: install ## Set up, create demo data (printed) and serve on http://127.0.0.1:$(PORT)
 	$(BIN)/clientkeys serve --demo --port $(PORT)
@@ -73,11 +80,11 @@ bench-mock: install ## clientkeys mock vs Stoplight Prism (npm) on 3 specs; writ
 db: install ## Create the database or apply pending migrations
 	$(BIN)/clientkeys init-db
 
-test: install browser lint spec ## Set up and run everything: lint, spec check, the whole suite
+test: install browser postgres lint spec ## Set up and run everything: lint, spec check, the whole suite
 	command -v curl >/dev/null || (apt-get update && apt-get install -y curl)
 	$(BIN)/pytest -n 2
 
-unit: install browser ## Run the test suite only
+unit: install browser postgres ## Run the test suite only
 	$(BIN)/pytest -n 2
 
 lint: install ## ruff format --check, ruff check, mypy, lint-imports (the README's layers)

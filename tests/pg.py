@@ -77,15 +77,29 @@ def _owner() -> tuple[int, int]:
     return int(prefix[1].split("=")[1]), int(prefix[2].split("=")[1])
 
 
+class PortTaken(Exception):
+    """postgres could not listen on its port: another process took it meanwhile."""
+
+
+def _reachable_temp() -> str:
+    """The temporary folder, if the unprivileged user can reach into it (every folder above
+    it searchable by others); else /tmp."""
+    folder = Path(tempfile.gettempdir()).resolve()
+    if _as_user() and not all(p.stat().st_mode & 0o001 for p in [folder, *folder.parents]):
+        return "/tmp"
+    return str(folder)
+
+
 class PostgresServer:
     """One PostgreSQL server in its own temporary folder, on a free loopback port."""
 
     def __init__(self) -> None:
-        self.folder = Path(tempfile.mkdtemp(prefix="clientkeys-pg-"))
+        self.folder = Path(tempfile.mkdtemp(prefix="clientkeys-pg-", dir=_reachable_temp()))
         self.data = self.folder / "data"
         self.log = self.folder / "postgres.log"
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
+        self.started = False
         uid, gid = _owner()
         os.chown(self.folder, uid, gid)
         prefix, bin_ = _as_user(), bindir()
@@ -103,8 +117,21 @@ class PostgresServer:
         return f"postgresql://{ROLE}@127.0.0.1:{self.port}/postgres"
 
     def start(self) -> None:
-        """Start the server (again, on the same port and folder) and wait until it answers."""
+        """Start the server (again, on the same port and folder) and wait until it answers. On
+        its first start, a port taken meanwhile by another process is traded for a free one."""
+        for _ in range(5):
+            try:
+                self._start()
+                return
+            except PortTaken:
+                if self.started:
+                    raise
+                self.port = free_port()
+        raise RuntimeError("no free port for postgres")
+
+    def _start(self) -> None:
         options = [f"--{name}={value}" for name, value in SETTINGS.items()]
+        offset = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("ab") as output:
             os.chown(self.log, *_owner())
             self.process = subprocess.Popen(
@@ -116,11 +143,14 @@ class PostgresServer:
         while True:
             try:
                 psycopg.connect(self.url, connect_timeout=2).close()
+                self.started = True
                 return
             except psycopg.OperationalError as exc:
                 if self.process.poll() is not None or time.monotonic() > deadline:
-                    log = self.log.read_text()[-3000:]
-                    raise RuntimeError(f"postgres did not start:\n{log}") from exc
+                    log = self.log.read_bytes()[offset:].decode(errors="replace")
+                    if "could not bind" in log or "already in use" in log:
+                        raise PortTaken() from exc
+                    raise RuntimeError(f"postgres did not start:\n{log[-3000:]}") from exc
                 time.sleep(0.05)
 
     def stop(self) -> None:
