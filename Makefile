@@ -61,10 +61,11 @@ contract: install ## Serve tests/data/ci.yaml on a free port, check that server,
 	$(BIN)/clientkeys check http://127.0.0.1:$$port --token sntrys_ci_admin_token --org acme \
 	    --project web --junit-xml reports/junit.xml
 
-bench: install ## Benchmark vs a bare-Flask ceiling, the proxy's cost, the mock vs Prism; writes bench/*results.md
+bench: install postgres ## Benchmark vs a bare-Flask ceiling, SQLite vs PostgreSQL (1 and 3 nodes), the proxy's cost, the mock vs Prism; writes bench/*results.md
 	command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/postgres.py
 	$(BIN)/python bench/proxy.py
 	$(MAKE) bench-mock
 
