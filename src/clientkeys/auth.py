@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from clientkeys import exchange, repository, store
 from clientkeys.config import settings_of
-from clientkeys.errors import NotAuthenticated, PermissionDenied
+from clientkeys.errors import NotAuthenticated, PermissionDenied, StorageUnavailable
 
 NO_TOKEN = "Invalid token header. No credentials provided."
 SPACES = "Invalid token header. Token string should not contain spaces."
@@ -72,15 +72,22 @@ def verifier(
     """The check of one security requirement: a known token with any of the scopes.
 
     The token lookup (a query) runs on a worker thread, never on the event loop; an operation's
-    scope alternatives share one lookup per request.
+    scope alternatives share one lookup per request, and one storage fault (a request waits
+    for the database once, not once per alternative).
     """
     scopes = frozenset(required_scopes)
 
     async def verify(request: ConnexionRequest) -> TokenInfo:
-        info: TokenInfo | None = request.scope.get(_CACHE)
+        info: TokenInfo | Exception | None = request.scope.get(_CACHE)
+        if isinstance(info, Exception):
+            raise info  # the lookup failed (the database is unreachable): once is enough
         if info is None:
             token = token_from_header(request.headers.get("Authorization"))
-            info = await run_in_threadpool(info_func, token, request=request)
+            try:
+                info = await run_in_threadpool(info_func, token, request=request)
+            except StorageUnavailable as fault:
+                request.scope[_CACHE] = fault
+                raise
             if info is None:
                 raise NotAuthenticated(INVALID)
             request.scope[_CACHE] = info
