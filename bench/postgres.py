@@ -117,6 +117,15 @@ def wait_for(node: Node) -> None:
             time.sleep(0.05)
 
 
+def logged_errors(folder: Path) -> int:
+    """Error lines in the nodes' logs (they log at warning: faults and 500s only)."""
+    return sum(
+        line.startswith("ERROR") or "Traceback" in line
+        for log in folder.glob("*.log")
+        for line in log.read_text(errors="replace").splitlines()
+    )
+
+
 def lua(folder: Path, method: str, body: str | None) -> Path:
     path = folder / f"{method.lower()}.lua"
     lines = [f'wrk.method = "{method}"', f'wrk.headers["Authorization"] = "Bearer {TOKEN}"']
@@ -189,10 +198,17 @@ def main() -> None:
                               f"{result.rps:8.0f} req/s  p99 {result.p99:7.1f} ms")  # fmt: skip
         for database in (one, many):
             store.dispose(database)
+    server_errors = logged_errors(folder)
     shutil.rmtree(folder, ignore_errors=True)
     results = {key: median(values) for key, values in runs.items()}
     lines = ["# SQLite and PostgreSQL, one node and three", "", *machine(postgres_version), ""]
     lines += table(results, list(groups))
+    lines += [
+        f"Errors are wrk's: non-2xx answers and socket errors, including its timeouts (an "
+        f"answer slower than 2 s). The nodes logged {server_errors} errors of their own (a "
+        f"storage fault, a 500) in the whole run.",
+        "",
+    ]
     text = "\n".join(lines) + "\n"
     print("\n" + text)
     (ROOT / "bench" / "postgres-results.md").write_text(text)
