@@ -23,10 +23,10 @@ def test_usage_suite_passes_in_parallel_with_its_own_servers(
 ) -> None:
     """On SQLite files, and with `--clientkeys-database` naming a PostgreSQL server (each
     server and app gets a database of its own there, dropped at the end)."""
-    option = []
+    option, last_oid = [], 0
     if backend == "postgres":
         server: pg.PostgresServer = request.getfixturevalue("postgres_server")
-        option = ["--clientkeys-database", server.url]
+        option, last_oid = ["--clientkeys-database", server.url], newest_oid(server)
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-n", "2", "-q", "-p", "no:cacheprovider",
          "-c", os.devnull, "--rootdir", str(USAGE), "--confcutdir", str(USAGE),
@@ -37,10 +37,23 @@ def test_usage_suite_passes_in_parallel_with_its_own_servers(
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     tests = len(re.findall(r"^def test_", (USAGE / "test_with_clientkeys.py").read_text(), re.M))
     assert f"{tests} passed" in result.stdout
-    if backend == "postgres":  # every database the plugin made is gone
+    if backend == "postgres":
         with store.connect(server.url) as conn:
             names = conn.execute("SELECT datname FROM pg_database", []).fetchall()
-        assert not [name for (name,) in names if name.startswith("clientkeys_pytest_")]
+        assert not [name for (name,) in names if name.startswith("clientkeys_pytest_")]  # gone
+        # ... but they were there: databases and their tables took object ids on this server
+        assert newest_oid(server) - last_oid > 20
+
+
+def newest_oid(server: pg.PostgresServer) -> int:
+    """The object id of a database made now: the server's counter, which every database,
+    table and index made on it advances."""
+    url = server.new_database()
+    name = url.rsplit("/", 1)[1]
+    with store.connect(server.url) as conn:
+        oid = conn.execute("SELECT oid FROM pg_database WHERE datname = ?", [name]).fetchone()
+        conn.execute(f'DROP DATABASE "{name}"', [])
+    return int(oid[0])
 
 
 STRICT_SUITE = {
