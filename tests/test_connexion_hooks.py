@@ -21,6 +21,8 @@ from clientkeys.resolver import OperationIdResolver
 from clientkeys.server import Api, build_app
 from conftest import KEYS_URL, NOT_FOUND, World, assert_error
 
+pytestmark = pytest.mark.sqlite_only  # Connexion's internals: the same whatever the store
+
 THREADS = 3
 BURST = 8
 """Concurrent requests: more than the handler threads, so that they queue."""
