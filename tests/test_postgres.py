@@ -19,6 +19,8 @@ import pytest
 
 import pg
 from clientkeys import postgres, store
+from clientkeys.app import create_app
+from clientkeys.config import Settings
 from live import (
     KEYS,
     Server,
@@ -127,6 +129,31 @@ def test_every_write_acknowledged_before_the_database_is_killed_is_stored(
         assert {status for status, _ in writers.answers} == {201, 503}
     assert writers.acknowledged <= stored_public_keys(database)
     assert_told_once(server)
+
+
+def test_a_key_locked_longer_than_the_timeout_is_a_503_and_the_write_goes_through_after(
+    postgres_server: pg.PostgresServer,
+) -> None:
+    """Another node's transaction holds the key's row past --db-timeout: this write is a 503
+    that stores nothing, not a wait without end; once the lock is gone it is stored."""
+    database = postgres_server.new_database()
+    token = seed(database)
+    settings = Settings(database=database, db_timeout=0.5)
+    headers = {"Authorization": f"Bearer {token}"}
+    with create_app(settings).test_client() as client, store.connect(database) as other:
+        [key] = client.get(KEYS, headers=headers).json()
+        other.execute("BEGIN", [])
+        other.execute("SELECT * FROM keys WHERE public_key = ? FOR UPDATE", [key["id"]])
+        try:
+            response = client.put(f"{KEYS}{key['id']}/", json={"name": "x"}, headers=headers)
+        finally:
+            other.execute("ROLLBACK", [])
+        assert response.status_code == 503 and response.headers["Retry-After"] == "5"
+        assert response.json() == {"detail": postgres.LOCKED}
+        assert client.get(f"{KEYS}{key['id']}/", headers=headers).json()["name"] == key["name"]
+        response = client.put(f"{KEYS}{key['id']}/", json={"name": "x"}, headers=headers)
+        assert response.status_code == 200 and response.json()["name"] == "x"
+    store.dispose(database)
 
 
 # Three nodes on one database -------------------------------------------------------------------

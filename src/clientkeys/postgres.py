@@ -47,11 +47,12 @@ UNREACHABLE = "The database cannot be reached: it is down, restarting, or refusi
 READ_ONLY = (
     "The database is read-only: a standby, or a server or role set to read-only transactions."
 )
+LOCKED = "A row stayed locked by another writer for longer than the lock timeout."
 Connection = psycopg.Connection[tuple[Any, ...]]
 
 _SQLSTATES: dict[str, str] = {
     "25006": READ_ONLY,
-    "55P03": "A row stayed locked by another writer for longer than the lock timeout.",
+    "55P03": LOCKED,
     "57014": "The database did not answer within the statement timeout.",
     "57P01": UNREACHABLE,
     "57P02": UNREACHABLE,
@@ -183,11 +184,12 @@ def _whole_seconds(timeout: float) -> int:
 
 
 def _configure(conn: Connection, *, durability: str, timeout: float) -> None:
-    """Per connection: waits for a lock or a statement end at `timeout`, and the durability
+    """Per connection: a wait for a row lock ends at `timeout`, a statement a tenth later (so
+    that a statement waiting for a lock is told as the lock wait it is), and the durability
     (`normal`: the commit returns before the WAL is flushed; `full` leaves PostgreSQL's
     `synchronous_commit` as the server has it, on by default)."""
-    milliseconds = int(timeout * 1000)
-    settings = f"SET lock_timeout = {milliseconds}; SET statement_timeout = {milliseconds}"
+    lock, statement = int(timeout * 1000), int(timeout * 1100)
+    settings = f"SET lock_timeout = {lock}; SET statement_timeout = {statement}"
     if durability == "normal":
         settings += "; SET synchronous_commit = off"
     conn.execute(settings)
