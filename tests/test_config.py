@@ -52,12 +52,16 @@ def test_flags_win_over_the_environment() -> None:
         ("PER_PAGE", "ten", "must be a positive integer"),
         ("MAX_PER_PAGE", "500", "cannot exceed 100"),
         ("BROWSER_SDK_VERSION", "99.x", "must be one of"),
+        ("POOL_SIZE", "0", "must be a positive integer"),
+        ("DB_TIMEOUT", "-1", "must be a positive number"),
+        ("DB_TIMEOUT", "inf", "must be a positive number"),
+        ("DB_TIMEOUT", "soon", "must be a positive number"),
     ],
 )
 def test_bad_values_fail_naming_the_variable(name: str, value: str, message: str) -> None:
     with pytest.raises(SettingsError, match=re.escape(message)) as error:
         Settings.from_env({f"CLIENTKEYS_{name}": value})
-    assert "CLIENTKEYS_" in str(error.value)
+    assert f"CLIENTKEYS_{name}" in str(error.value)
 
 
 def test_every_setting_round_trips_through_the_environment(tmp_path: Path) -> None:
@@ -90,20 +94,6 @@ def test_a_postgresql_url_is_kept_as_given_and_a_path_names_a_sqlite_file() -> N
     assert path == Path("postgresql.db") and not is_postgres(path)
     with pytest.raises(SettingsError, match="CLIENTKEYS_DATABASE names no server"):
         Settings.from_env({"CLIENTKEYS_DATABASE": "postgresql:///clientkeys"})
-
-
-@pytest.mark.parametrize(
-    ("name", "value", "message"),
-    [
-        ("POOL_SIZE", "0", "must be a positive integer"),
-        ("DB_TIMEOUT", "-1", "must be a positive number"),
-        ("DB_TIMEOUT", "inf", "must be a positive number"),
-        ("DB_TIMEOUT", "soon", "must be a positive number"),
-    ],
-)
-def test_pool_settings_are_checked(name: str, value: str, message: str) -> None:
-    with pytest.raises(SettingsError, match=f"CLIENTKEYS_{name} {message}"):
-        Settings.from_env({f"CLIENTKEYS_{name}": value})
 
 
 def test_page_size_cannot_exceed_the_maximum() -> None:
