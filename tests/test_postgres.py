@@ -6,6 +6,7 @@ consistent)."""
 from __future__ import annotations
 
 import re
+import secrets
 import threading
 import time
 import urllib.error
@@ -18,7 +19,7 @@ from urllib.parse import urlsplit
 import pytest
 
 import pg
-from clientkeys import postgres, store
+from clientkeys import fixtures, postgres, store
 from clientkeys.app import create_app
 from clientkeys.config import Settings
 from live import (
@@ -159,6 +160,8 @@ def test_a_key_locked_longer_than_the_timeout_is_a_503_and_the_write_goes_throug
 # Three nodes on one database -------------------------------------------------------------------
 
 NODES = 3
+FIXTURES = Path(__file__).parent / "data" / "ci.yaml"
+FIXTURES_TOKEN = "sntrys_ci_admin_token"  # all scopes on acme, whose project web the load uses
 STABLE = 25
 """Keys created before the load and never touched: every walk through the pages lists each."""
 WRITERS = 6
@@ -218,23 +221,58 @@ class Cluster:
 def test_three_nodes_on_one_database_lose_nothing_duplicate_nothing_and_page_consistently(
     postgres_server: pg.PostgresServer, tmp_path: Path
 ) -> None:
-    database = postgres_server.new_database()  # no tables: the nodes migrate it at start, at once
-    nodes = [start(database, "", "--workers", "1", logs=tmp_path) for _ in range(NODES)]
+    """The nodes start at once on a database with no tables: they migrate it, load the same
+    fixtures and save the start state in turns; then the load; then one node's reset."""
+    database = postgres_server.new_database()
+    admin = secrets.token_hex(16)
+    nodes = [
+        start(
+            database,
+            FIXTURES_TOKEN,
+            "--workers",
+            "1",
+            "--fixtures",
+            str(FIXTURES),
+            "--admin-token",
+            admin,
+            logs=tmp_path,
+        )  # fmt: skip
+        for _ in range(NODES)
+    ]
     try:
         for node in nodes:
             wait_until_up(node)
-        token = seed(database)
-        for node in nodes:
-            node.token = token
+        loaded = stored_public_keys(database)
+        assert len(loaded) == fixture_keys(tmp_path)  # loaded once, not once per node
         run_three_nodes(Cluster(nodes), database)
+        request = urllib.request.Request(
+            f"{nodes[1].url}/__admin/reset", method="POST",
+            headers={"Authorization": f"Bearer {admin}"},
+        )  # fmt: skip
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert response.status == 200
+        assert stored_public_keys(database) == loaded  # what every node started from
     finally:
         for node in nodes:
             stop(node)
     store.dispose(database)
 
 
+def fixture_keys(folder: Path) -> int:
+    """How many keys the fixtures make, loaded once into a SQLite file."""
+    store.init_db(folder / "once.db")
+    with store.connect(folder / "once.db") as conn:
+        fixtures.load(conn, FIXTURES)
+        return len(repository_keys(conn))
+
+
+def repository_keys(conn: Any) -> list[str]:
+    return [key for (key,) in conn.execute("SELECT public_key FROM keys ORDER BY id DESC", [])]
+
+
 def run_three_nodes(cluster: Cluster, database: str) -> None:
-    seeded = stored_public_keys(database)  # the project's "Default" key
+    before = stored_public_keys(database)
+    seeded = set(cluster.walk()[0])  # the fixtures' keys of acme/web, the project under load
     stable = [cluster.call("POST", KEYS, {"name": f"stable{i}"})[1]["id"] for i in range(STABLE)]
     created: set[str] = set(stable)
     deleted: set[str] = set()
@@ -294,12 +332,11 @@ def run_three_nodes(cluster: Cluster, database: str) -> None:
     assert {s for s in cluster.statuses if s >= 500} == set()
     expected = seeded | created - deleted
     assert len(created) == STABLE + WRITERS * ROUNDS
-    assert stored_public_keys(database) == expected  # nothing lost, nothing duplicated
+    assert stored_public_keys(database) == (before - seeded) | expected  # nothing lost or doubled
     listed, _ = cluster.walk()
     assert len(listed) == len(set(listed)) and set(listed) == expected
     with store.connect(database) as conn:  # newest first by the database's own row ids
-        rows = conn.execute("SELECT public_key FROM keys ORDER BY id DESC", []).fetchall()
-    assert listed == [key for (key,) in rows if key in expected]
+        assert listed == [key for key in repository_keys(conn) if key in expected]
     for key_id, name in names.items():
         if key_id in expected:
             assert cluster.call("GET", f"{KEYS}{key_id}/")[1]["name"] == name

@@ -397,8 +397,8 @@ def health(url: str | None, timeout: float) -> None:
 
 def _prepare_store(settings: Settings, fixtures_file: Path | None, demo: bool, url: str) -> None:
     """Migrate the database, load fixtures and demo data, and save the state that
-    `/__admin/reset` returns to."""
-    with opened(settings.database, writable=True) as conn:
+    `/__admin/reset` returns to; nodes starting at once on one database take turns."""
+    with opened(settings.database, writable=True) as conn, store.starting(conn):
         if fixtures_file is not None:
             try:
                 created = fixtures.load(conn, fixtures_file)

@@ -39,6 +39,8 @@ from clientkeys.errors import StorageFull, StorageUnavailable
 DIALECT = "postgresql"
 MIGRATION_SET = "clientkeys"
 MIGRATION_LOCK = 0x636C69656E746B  # "clientk": the advisory lock nodes take to migrate
+START_LOCK = MIGRATION_LOCK + 1
+"""The advisory lock a node holds while it loads fixtures and saves the start state."""
 STALE_SECONDS = 1.0
 """A pooled connection idle this long is checked (one empty query) before it is handed out:
 the server may have restarted meanwhile. One used more recently is trusted; if it turns out
@@ -426,6 +428,19 @@ def applied(database: Database) -> list[str]:
         "SELECT name FROM _migrations WHERE migration_set = ? ORDER BY name", [MIGRATION_SET]
     ).fetchall()
     return [name for (name,) in rows]
+
+
+@contextmanager
+def starting(database: Database) -> Iterator[None]:
+    """Hold the start lock (an advisory lock of this session) for the block, across nodes: the
+    block's writes (fixtures, the start state) are many transactions, and nodes starting at
+    once take turns. Released at the block's end, or with the session if the connection dies."""
+    database.execute("SELECT pg_advisory_lock(?)", [START_LOCK])
+    try:
+        yield
+    finally:
+        if not database.broken:
+            database.execute("SELECT pg_advisory_unlock(?)", [START_LOCK])
 
 
 def create_database(server: str, name: str) -> str:

@@ -197,6 +197,20 @@ def applied_migrations(conn: Connection) -> list[str]:
     return [migration.name for migration in db.migrations.applied(_sqlite(conn))]
 
 
+@contextmanager
+def starting(conn: Connection) -> Iterator[None]:
+    """Hold, for the block, what makes nodes starting at once load their fixtures and save the
+    start state in turns: PostgreSQL's start lock (`postgres.starting`). SQLite needs none: one
+    `serve` prepares the file before its workers start."""
+    if not _on_postgres(conn):
+        yield
+        return
+    from clientkeys import postgres
+
+    with postgres.starting(_pg(conn)):
+        yield
+
+
 def describe(database: Path | str) -> str:
     """The database as messages show it (a URL without its password)."""
     return redacted(database)
