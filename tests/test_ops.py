@@ -257,8 +257,8 @@ def test_metrics_count_waits_for_the_write_lock(tmp_path: Path, lock: str) -> No
     holding, release = threading.Event(), threading.Event()
 
     def other_writer() -> None:
-        if lock == "process":
-            with db.write(db.connect(path)):
+        if lock == "process":  # another handler thread: its write joins the same writer
+            with db.write(db.connection(path)):
                 holding.set()
                 release.wait(5)
         else:

@@ -205,6 +205,7 @@ def connection(path: Path | str, durability: str = "full") -> Database:
         if len(cache) >= MAX_THREAD_CONNECTIONS:  # tests open many files from one thread
             _close_quietly(cache.pop(next(iter(cache))))
         database = cache[key] = connect(path, durability=durability)
+        _grouped[database] = (os.path.abspath(path), durability)
     return database
 
 
@@ -297,15 +298,26 @@ _lock_of_connection: weakref.WeakKeyDictionary[Database, threading.Lock] = (
 
 @contextmanager
 def write(db: Database) -> Iterator[Database]:
-    """One write transaction, holding the write lock from its start (BEGIN IMMEDIATE): what the
-    block reads cannot change before it commits. Returns after COMMIT, once the file at the
-    configured path is still the one written to; a storage fault raises StorageUnavailable.
+    """One write, holding the write lock from its start (BEGIN IMMEDIATE): what the block reads
+    cannot change before it commits. Returns after COMMIT, synced as `durability` says, once the
+    file at the configured path is still the one written to; a storage fault raises
+    StorageUnavailable; an exception in the block undoes the block and only the block.
+
+    A handler thread's connection (`connection`) writes by group commit (`_Writer`): the
+    concurrent writes of this process share one transaction, each in its own savepoint, and one
+    COMMIT (one fsync); each returns only after that COMMIT. Any other connection (the CLI's,
+    an in-memory database) writes its own transaction.
 
     Threads of one process queue on a Python lock, so at most one of them at a time asks
     SQLite for the write lock; that one retries every few milliseconds while another process
     holds it. SQLite's own busy handler would sleep in steps growing to 100 ms, which turns a
     queue of sub-millisecond writes into long latency tails.
     """
+    writer = _writer_of(db)
+    if writer is not None:
+        with writer.write(db):
+            yield db
+        return
     conn = db.conn
     with _locked(_write_lock(db)):
         _begin_immediate(conn)
@@ -315,12 +327,218 @@ def write(db: Database) -> Iterator[Database]:
         except BaseException:
             rollback(conn)
             raise
-        if not _in_place(conn):
-            fault = StorageUnavailable(MOVED)
-            _mark_broken(conn)
-            _report(fault, None)
-            raise fault
+        _check_in_place(conn)
     _recovered()
+
+
+def _check_in_place(conn: sqlite3.Connection) -> None:
+    """After a COMMIT: a fault unless the file at the configured path is the one written to."""
+    if not _in_place(conn):
+        fault = StorageUnavailable(MOVED)
+        _mark_broken(conn)
+        _report(fault, None)
+        raise fault
+
+
+class _Batch:
+    """The writes of one group commit: its members wait for `done`; `fault` if it failed."""
+
+    def __init__(self) -> None:
+        self.members = 0
+        self.done = threading.Event()
+        self.fault: BaseException | None = None
+
+
+MAX_BATCH = 64
+"""Writes one transaction takes at most before it commits, even with more queued."""
+
+
+class _Writer:
+    """Group commit for one database file in this process: one connection that writes for
+    every handler thread, one open transaction (`batch`) that the threads arriving while it is
+    open join, each in a savepoint. The last writer of a batch (nobody else is queued) commits
+    it, with one fsync, and wakes the others; a writer whose block raises rolls back its own
+    savepoint only. A fault of the transaction itself (the COMMIT, a full disk, the file gone)
+    fails every write of the batch: none of them is acknowledged."""
+
+    def __init__(self, path: str, durability: str) -> None:
+        self.path, self.durability = path, durability
+        self.conn: Database | None = None
+        self.turn = threading.Condition()
+        self.busy = False  # a thread is running its block (under `turn`)
+        self.queued = 0  # threads waiting for their turn
+        self.batch: _Batch | None = None
+
+    @contextmanager
+    def write(self, db: Database) -> Iterator[None]:
+        self._enter()
+        try:
+            batch = self._begin()
+        except BaseException:
+            self._end_turn(None)
+            raise
+        assert self.conn is not None
+        conn = self.conn.conn
+        own, db.conn = db.conn, conn  # the block speaks through the writer's connection
+        failed: BaseException | None = None
+        try:
+            conn.execute("SAVEPOINT write")
+            yield
+            conn.execute("RELEASE write")
+            batch.members += 1
+        except BaseException as exc:
+            failed = exc
+            self._undo(conn, batch, exc)
+        finally:
+            db.conn = own
+        if self._end_turn(batch):
+            self._commit(batch)
+        if failed is not None:
+            raise failed
+        batch.done.wait()
+        if batch.fault is not None:
+            raise _again(batch.fault) from batch.fault
+        _recovered()
+
+    def _enter(self) -> None:
+        """Wait for this process's turn to write (counted as a wait for the process lock)."""
+        with self.turn:
+            if self.busy:
+                started = time.monotonic()
+                self.queued += 1
+                while self.busy:
+                    self.turn.wait()
+                self.queued -= 1
+                metrics.lock_waited("process", time.monotonic() - started)
+            self.busy = True
+
+    def _end_turn(self, batch: _Batch | None) -> bool:
+        """Let the next queued writer in, or return True: this one must commit `batch` (it
+        holds writes and nobody else is queued to join it, or it is full), keeping the turn
+        until it has."""
+        with self.turn:
+            if (
+                batch is not None and self.batch is batch and batch.members
+                and (not self.queued or batch.members >= MAX_BATCH)
+            ):  # fmt: skip
+                return True
+            if batch is not None and self.batch is batch and not batch.members:
+                self._abandon(batch)  # only failed writes: nothing to commit
+            self.busy = False
+            self.turn.notify()
+            return False
+
+    def _begin(self) -> _Batch:
+        """The open batch, or a new transaction for one (a fresh connection if need be)."""
+        if self.batch is not None:
+            return self.batch
+        if self.conn is None or not _in_place(self.conn.conn):
+            if self.conn is not None:
+                _close_quietly(self.conn)
+                self.conn = None
+                if _identity(self.path) is None:
+                    fault = StorageUnavailable(MOVED)
+                    _report(fault, None)
+                    raise fault
+            self.conn = connect(self.path, durability=self.durability)
+            # Only the writer whose turn it is uses it, and `_begin_immediate` retries.
+            self.conn.conn.execute("PRAGMA busy_timeout = 0")
+        _begin_immediate(self.conn.conn, retried=True)
+        self.batch = _Batch()
+        return self.batch
+
+    def _undo(self, conn: sqlite3.Connection, batch: _Batch, exc: BaseException) -> None:
+        """Roll back the failed block's savepoint; if the transaction itself is lost (SQLite
+        rolled it back on a storage fault, or the savepoint cannot be undone), so is the batch:
+        its other writes fail too."""
+        try:
+            if conn.in_transaction:
+                sqlite3.Connection.execute(conn, "ROLLBACK TO write")
+                sqlite3.Connection.execute(conn, "RELEASE write")
+                return
+        except sqlite3.Error:
+            pass
+        rollback(conn)
+        _mark_broken(conn)
+        batch.fault = fault_of(exc) or StorageUnavailable()
+        with self.turn:
+            self._abandon(batch)
+
+    def _abandon(self, batch: _Batch) -> None:
+        """End `batch` without a commit (under `turn`): roll back what is open, wake members."""
+        assert self.conn is not None
+        rollback(self.conn.conn)
+        self.batch = None
+        batch.done.set()
+
+    def _commit(self, batch: _Batch) -> None:
+        """COMMIT the batch (one fsync), check the file is still the one written to, wake its
+        members, and give the turn to the next writer."""
+        assert self.conn is not None
+        conn = self.conn.conn
+        try:
+            conn.execute("COMMIT")
+            _check_in_place(conn)
+        except BaseException as exc:
+            rollback(conn)
+            batch.fault = fault_of(exc) or StorageUnavailable()
+        finally:
+            with self.turn:
+                self.batch = None
+                self.busy = False
+                self.turn.notify()
+            batch.done.set()
+
+
+def _again(fault: BaseException) -> BaseException:
+    """A copy of the batch's fault for one of its writers (each raises its own)."""
+    detail = getattr(fault, "detail", None)
+    return type(fault)(detail) if isinstance(fault, StorageUnavailable) else StorageUnavailable()
+
+
+_writers: dict[tuple[str, str], _Writer] = {}
+_writers_lock = threading.Lock()
+_grouped: weakref.WeakKeyDictionary[Database, tuple[str, str]] = weakref.WeakKeyDictionary()
+"""The handler-thread connections (`connection`) that write by group commit, and their file."""
+
+
+MAX_WRITERS = 8
+"""Files a process keeps a writer connection open to (tests use many; a server one)."""
+
+
+def _writer_of(db: Database) -> _Writer | None:
+    """The group-commit writer of a handler thread's connection, or None for another one."""
+    key = _grouped.get(db)
+    if key is None:
+        return None
+    with _writers_lock:
+        writer = _writers.get(key)
+        if writer is None:
+            if len(_writers) >= MAX_WRITERS:
+                _close_idle_writers()
+            writer = _writers[key] = _Writer(*key)
+        return writer
+
+
+def _close_idle_writers() -> None:
+    """Close the writers nobody is using (under `_writers_lock`)."""
+    for key, writer in list(_writers.items()):
+        with writer.turn:
+            if writer.busy or writer.queued or writer.batch is not None:
+                continue
+            if writer.conn is not None:
+                _close_quietly(writer.conn)
+            del _writers[key]
+
+
+def _forget_writers() -> None:
+    """In a forked child: the parent's writers (their connections, locks) are not ours."""
+    global _writers_lock
+    _writers.clear()
+    _writers_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_writers)
 
 
 def rollback(conn: sqlite3.Connection) -> None:
@@ -355,11 +573,14 @@ def _locked(lock: threading.Lock) -> Iterator[None]:
         lock.release()
 
 
-def _begin_immediate(conn: sqlite3.Connection) -> None:
+def _begin_immediate(conn: sqlite3.Connection, retried: bool = False) -> None:
+    """BEGIN IMMEDIATE, retried every few ms while another process holds the write lock, up to
+    the busy timeout. `retried`: the connection's own busy timeout is already 0."""
     started = time.monotonic()
     deadline = started + BUSY_TIMEOUT_MS / 1000
     pause, waited = 0.0005, False
-    conn.execute("PRAGMA busy_timeout = 0")
+    if not retried:
+        conn.execute("PRAGMA busy_timeout = 0")
     try:
         while True:
             try:
@@ -373,7 +594,8 @@ def _begin_immediate(conn: sqlite3.Connection) -> None:
                 time.sleep(pause)
                 pause = min(pause * 1.5, 0.005)
     finally:
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        if not retried:
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     if waited:  # another process held SQLite's write lock
         metrics.lock_waited("sqlite", time.monotonic() - started)
 
