@@ -242,3 +242,105 @@ def test_check_writable_names_the_file_in_one_line(tmp_path: Path) -> None:
     finally:
         subprocess.run(["chattr", "-i", str(path)], check=True)
     assert refused.value.detail == f"Cannot use the database {path}: {db.READ_ONLY}"
+
+
+# Group commit: the handler threads' writes (`db.connection`) share transactions ------------
+
+
+def _writer_queue(path: Path) -> int:
+    writer = db._writers.get((os.path.abspath(path), "full"))
+    return 0 if writer is None else writer.queued
+
+
+def test_writes_of_concurrent_threads_share_one_commit_and_a_failed_one_drops_out(
+    tmp_path: Path,
+) -> None:
+    """A holds its write open until B and C queue behind it; B fails (the slug A took), C
+    succeeds. A is acknowledged only with C's commit, B's failure takes nothing with it."""
+    import threading
+    import time
+
+    from clientkeys.errors import Conflict
+
+    path = tmp_path / "x.db"
+    db.init_db(path)
+    inside, proceed = threading.Event(), threading.Event()
+    outcome: dict[str, Any] = {}
+
+    def first() -> None:
+        conn = db.connection(path)
+        with db.write(conn):
+            conn.execute("INSERT INTO organizations (slug, name, date_created) "
+                         "VALUES ('a', 'a', 'x')")  # fmt: skip
+            inside.set()
+            proceed.wait(10)
+        with db.connect(path) as other:  # acknowledged: visible to everybody, C's row too
+            outcome["A"] = [o["slug"] for o in repository.list_organizations(other)]
+
+    def create(name: str, slug: str) -> None:
+        try:
+            repository.insert_organization(db.connection(path), slug)
+            outcome[name] = "stored"
+        except Conflict as exc:
+            outcome[name] = exc
+
+    def queued(count: int) -> None:
+        deadline = time.monotonic() + 10
+        while _writer_queue(path) < count and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+    threads = [threading.Thread(target=first), threading.Thread(target=create, args=("B", "a")),
+               threading.Thread(target=create, args=("C", "c"))]  # fmt: skip
+    threads[0].start()
+    inside.wait(10)
+    threads[1].start()
+    queued(1)
+    threads[2].start()
+    queued(2)
+    proceed.set()
+    for thread in threads:
+        thread.join(10)
+    assert isinstance(outcome["B"], Conflict)
+    assert outcome["C"] == "stored"
+    assert outcome["A"] == ["a", "c"]  # A returned after the commit that stored C's row
+
+
+def test_many_threads_writing_at_once_each_get_their_own_outcome(tmp_path: Path) -> None:
+    """Every second write takes a slug already taken: it alone fails; every other is stored
+    and acknowledged, whatever batch it shared."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from clientkeys.errors import Conflict
+
+    path = tmp_path / "x.db"
+    db.init_db(path)
+    repository.insert_organization(db.connection(path), "taken")
+
+    def create(i: int) -> str:
+        slug = "taken" if i % 2 else f"org-{i}"
+        try:
+            with db.using(path) as conn:
+                repository.insert_organization(conn, slug)
+        except Conflict:
+            return "conflict"
+        return "stored"
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(create, range(200)))
+    assert answers == ["conflict" if i % 2 else "stored" for i in range(200)]
+    with db.connect(path) as conn:
+        stored = {o["slug"] for o in repository.list_organizations(conn)}
+    assert stored == {"taken"} | {f"org-{i}" for i in range(0, 200, 2)}
+
+
+def test_a_batch_whose_file_is_deleted_before_its_commit_acknowledges_none(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "x.db"
+    db.init_db(path)
+    conn = db.connection(path)
+    with pytest.raises(StorageUnavailable, match="deleted or replaced"):
+        with db.write(conn):
+            conn.execute("INSERT INTO organizations (slug, name, date_created) "
+                         "VALUES ('a', 'a', 'x')")  # fmt: skip
+            path.unlink()
