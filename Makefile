@@ -7,7 +7,7 @@ PORT   ?= 8000
 SPEC   := spec/openapi.json spec/admin.json
 
 .DEFAULT_GOAL := help
-.PHONY: help install browser postgres run serve mock contract bench bench-mock test unit lint fmt spec fuzz db smoke container clean
+.PHONY: help install browser postgres run serve mock contract bench bench-tools bench-server bench-mock test unit lint fmt spec fuzz db smoke container clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -61,21 +61,23 @@ contract: install ## Serve tests/data/ci.yaml on a free port, check that server,
 	$(BIN)/clientkeys check http://127.0.0.1:$$port --token sntrys_ci_admin_token --org acme \
 	    --project web --junit-xml reports/junit.xml
 
-bench: install postgres ## Benchmark vs a bare-Flask ceiling, SQLite vs PostgreSQL (1 and 3 nodes), the proxy's cost, the mock vs Prism; writes bench/*results.md
-	command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
-	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
-	$(BIN)/python bench/run.py
+bench: bench-server postgres ## The server vs Prism, plain Connexion and a fair ceiling, SQLite vs PostgreSQL (1 and 3 nodes), the proxy's cost, the mock vs Prism; writes bench/*results.md
 	$(BIN)/python bench/postgres.py
 	$(BIN)/python bench/proxy.py
 	$(MAKE) bench-mock
 
 PRISM_VERSION ?= 5.16.0
-bench-mock: install ## clientkeys mock vs Stoplight Prism (npm) on 3 specs; writes bench/mock-results.md
+bench-tools: install
 	command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
 	command -v npm >/dev/null || (apt-get update && apt-get install -y nodejs npm)
 	test -x bench/prism/node_modules/.bin/prism || (mkdir -p bench/prism && cd bench/prism && \
 	    npm install --no-audit --no-fund --loglevel=error @stoplight/prism-cli@$(PRISM_VERSION))
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+
+bench-server: bench-tools ## clientkeys serve vs Prism, plain Connexion and the fair ceiling, interleaved; writes bench/results.md
+	$(BIN)/python bench/run.py
+
+bench-mock: bench-tools ## clientkeys mock vs Stoplight Prism (npm) on 3 specs; writes bench/mock-results.md
 	$(BIN)/python bench/mock.py
 
 db: install ## Create the database or apply pending migrations

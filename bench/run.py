@@ -1,8 +1,17 @@
-"""`make bench`: clientkeys with validation on (and with --metrics), with validation off, and a
-bare-Flask ceiling, measured side by side and interleaved in one run, with wrk over loopback.
+"""`make bench`: clientkeys as `clientkeys serve --workers 2` runs it (request and response
+validation on), beside the peers a user would pick instead and a fair ceiling, measured side by
+side and interleaved in one run with wrk over loopback (keep-alive where the server keeps it):
 
-Prints one table with ratios to the ceiling and writes it to bench/results.md with the machine
-and versions. BENCH_SECONDS (default 5) sets the length of each measurement.
+- Stoplight Prism (npm, bench/prism/) mocking our spec: stateless, no database;
+- a plain Connexion 3 FlaskApp (`plain_connexion.py`): request validation only, Connexion's
+  defaults, the same work per request;
+- the fair ceiling (`ceiling.py`): the same work (token lookup, rows, audit writes, JSON and DSN
+  URLs, durability) with no framework, under gunicorn's sync workers.
+
+Prints the table with req/s, p99 and the spread of each cell over the rounds, the targets met or
+not, list cost by project size, start time and memory, and a profile by layer of list and
+create, and writes it all to bench/results.md. BENCH_SECONDS (default 10) sets each point's
+length and BENCH_ROUNDS (default 2) the interleaved rounds; each cell is their median.
 """
 
 from __future__ import annotations
@@ -21,7 +30,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
@@ -31,8 +40,11 @@ from clientkeys import db, domain, repository
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
+SIZE_SECONDS = max(3, SECONDS // 2)
+"""Each point of the list-cost-by-size table (7 points, clientkeys only)."""
+PRISM = ROOT / "bench" / "prism" / "node_modules" / ".bin" / "prism"
 TOKEN = "sntrys_bench_" + "0" * 32
 ORG = "bench"
 SIZES = {"ten": 10, "hundred": 100, "thousand": 1_000, "lakh": 100_000}
@@ -159,30 +171,38 @@ class Server:
             self.log.close()
 
 
+CLIENTKEYS = "clientkeys, both validations"
+PRISM_NAME = "Stoplight Prism mock (stateless)"
+PLAIN = "plain Connexion FlaskApp, request validation only"
+CEILING = "fair ceiling (same work, no framework)"
+
+
 def servers(folder: Path, database: Path) -> list[Server]:
+    """The four servers of the table, each on its own copy of the seeded database."""
     made: list[Server] = []
-    configs: list[tuple[str, list[str], dict[str, str]]] = [
-        ("clientkeys, validation on",
-         [str(BIN / "clientkeys"), "serve", "--workers", "2", "--log-level", "warning"], {}),
-        ("clientkeys, validation on, --metrics",
-         [str(BIN / "clientkeys"), "serve", "--workers", "2", "--log-level", "warning",
-          "--metrics"], {}),
-        ("clientkeys, validation off",
-         [str(BIN / "clientkeys"), "serve", "--workers", "2", "--log-level", "warning",
-          "--no-validate-responses", "--no-validate-requests"], {}),
-        ("bare Flask ceiling",
-         [str(BIN / "gunicorn"), "-w", "2", "--chdir", str(ROOT / "bench"), "--log-level",
-          "warning", "ceiling:create_app()"], {}),
+    configs: list[tuple[str, list[str]]] = [
+        (CLIENTKEYS, [str(BIN / "clientkeys"), "serve", "--workers", "2", "--log-level",
+                      "warning"]),
+        (PRISM_NAME, [str(PRISM), "mock", "-h", "127.0.0.1", "--verboseLevel", "warn",
+                      str(ROOT / "spec" / "openapi.json")]),
+        (PLAIN, [str(BIN / "uvicorn"), "--workers", "2", "--app-dir", str(ROOT / "bench"),
+                 "--factory", "plain_connexion:create_app", "--log-level", "warning"]),
+        (CEILING, [str(BIN / "gunicorn"), "-w", "2", "--chdir", str(ROOT / "bench"),
+                   "--log-level", "warning", "ceiling:create_app()"]),
     ]  # fmt: skip
-    for name, command, env in configs:
+    for name, command in configs:
         copy = folder / f"{len(made)}.db"
         shutil.copy(database, copy)
         port = free_port()
-        if "gunicorn" in command[0]:
-            command += ["-b", f"127.0.0.1:{port}"]
-        else:
+        if name == CLIENTKEYS:
             command += ["--port", str(port), "--database", str(copy)]
-        made.append(Server(name, command, {**env, "CLIENTKEYS_DATABASE": str(copy)}, port))
+        elif name == PRISM_NAME:
+            command += ["-p", str(port)]
+        elif name == PLAIN:
+            command += ["--port", str(port)]
+        else:
+            command += ["-b", f"127.0.0.1:{port}"]
+        made.append(Server(name, command, {"CLIENTKEYS_DATABASE": str(copy)}, port))
     return made
 
 
@@ -201,11 +221,11 @@ class Result:
 
 
 def median(results: list[Result]) -> Result:
-    """The run with the median throughput (its latencies and errors with it)."""
+    """The run with the median throughput, with its latencies, and the errors of all runs;
+    of an even number of runs, the lower middle one (two rounds: the slower)."""
     ordered = sorted(results, key=lambda r: r.rps)
-    chosen = ordered[len(ordered) // 2]
-    chosen.errors = sum(r.errors for r in results)
-    return chosen
+    chosen = ordered[(len(ordered) - 1) // 2]
+    return replace(chosen, errors=sum(r.errors for r in results))
 
 
 def _ms(text: str) -> float:
@@ -247,9 +267,11 @@ def script(folder: Path, name: str, method: str = "GET", body: str | None = None
     return path
 
 
-def measure(server: Server, path: str, connections: int, lua: Path) -> Result:
+def measure(
+    server: Server, path: str, connections: int, lua: Path, seconds: int = SECONDS
+) -> Result:
     before = server.cpu_seconds()
-    result = wrk(server.url + path, connections, SECONDS, lua)
+    result = wrk(server.url + path, connections, seconds, lua)
     result.cpu_ms = (server.cpu_seconds() - before) * 1000 / max(result.requests, 1)
     return result
 
@@ -280,9 +302,17 @@ def machine() -> list[str]:
     ]
 
 
+LIST, HUNDRED, CREATE = "list, 10 keys", "list, 100-key page", "create"
+CELLS = [(LIST, 16), (LIST, 64), (CREATE, 16), (CREATE, 64)]
+"""The table's columns: what every server is measured on."""
+Runs = dict[tuple[str, int, str], list[Result]]
+
+
 def main() -> None:
     if isinstance(sys.stdout, io.TextIOWrapper):
         sys.stdout.reconfigure(line_buffering=True)
+    if not PRISM.exists():
+        raise SystemExit(f"Prism is not installed at {PRISM}; run `make bench`")
     folder = Path(tempfile.mkdtemp(prefix="clientkeys-bench-"))
     print(f"Seeding in {folder} ...", flush=True)
     ids = seed(folder / "seed.db")
@@ -292,33 +322,38 @@ def main() -> None:
         for server in running:
             server.start(folder)
             print(f"{server.name}: first answer {server.startup:.2f} s after start", flush=True)
-        ceiling = running[-1]
+        ours = running[0]
+        ceiling = next(server for server in running if server.name == CEILING)
         scripts = {
             "list": script(folder, "list"),
             "create": script(folder, "create", "POST", '{"name": "bench"}'),
         }
+        paths = {LIST: f"/api/0/projects/{ORG}/ten/keys/",
+                 HUNDRED: f"/api/0/projects/{ORG}/hundred/keys/",
+                 CREATE: f"/api/0/projects/{ORG}/create/keys/"}  # fmt: skip
         for server in running:  # warm up every worker
-            wrk(server.url + f"/api/0/projects/{ORG}/ten/keys/", 16, 2, scripts["list"])
-        scenarios = [
-            ("list, 10 keys", f"/api/0/projects/{ORG}/ten/keys/", "list"),
-            ("list, 100-key page", f"/api/0/projects/{ORG}/hundred/keys/", "list"),
-            ("create", f"/api/0/projects/{ORG}/create/keys/", "create"),
-        ]
-        runs: dict[tuple[str, int, str], list[Result]] = {}
+            wrk(server.url + paths[LIST], 16, 2, scripts["list"])
+            wrk(server.url + paths[CREATE], 16, 2, scripts["create"])
+        points = [(label, c, running) for label, c in CELLS]
+        points += [(HUNDRED, c, [ours, ceiling]) for c in (16, 64)]  # Prism has no 100-key page
+        runs: Runs = {}
         for round_ in range(1, ROUNDS + 1):
-            for label, path, kind in scenarios:
-                for connections in CONNECTIONS:
-                    for server in running:  # interleaved: every server, then the next setting
-                        result = measure(server, path, connections, scripts[kind])
-                        runs.setdefault((label, connections, server.name), []).append(result)
-                        print(f"  round {round_} {label:20} c={connections:<3} {server.name:28} "
-                              f"{result.rps:8.0f} req/s  p99 {result.p99:7.1f} ms")  # fmt: skip
-        results = {key: median(values) for key, values in runs.items()}
-        lines += table(results, running, ceiling)
+            for label, connections, measured in points:
+                for server in measured:  # interleaved: every server, then the next point
+                    kind = "create" if label == CREATE else "list"
+                    result = measure(server, paths[label], connections, scripts[kind])
+                    runs.setdefault((label, connections, server.name), []).append(result)
+                    print(f"  round {round_} {label:18} c={connections:<3} {server.name[:34]:34} "
+                          f"{result.rps:7.0f} req/s  p99 {result.p99:7.1f} ms  "
+                          f"CPU {result.cpu_ms:.2f} ms/req")  # fmt: skip
+        lines += table(runs, running)
+        lines += detail_table(runs, ceiling)
         lines += startup_table(running)
-        lines += size_table(running[0], ids, scripts["list"])
-        lines += profile(running[0], f"/api/0/projects/{ORG}/ten/keys/", scripts["list"], folder)
-        lines += targets(results, running, ceiling, lines)
+        lines += size_table(ours, ids, scripts["list"])
+        for label, kind in ((LIST, "list"), (CREATE, "create")):
+            lines += profile(ours, paths[label], scripts[kind], folder, label)
+        head = len(machine()) + 3  # title, blank, the machine lines, blank
+        lines = lines[:head] + targets(runs, running, lines) + lines[head:]
     finally:
         for server in running:
             server.stop()
@@ -328,19 +363,43 @@ def main() -> None:
     print(f"Written to {ROOT / 'bench' / 'results.md'}")
 
 
-def table(
-    results: dict[tuple[str, int, str], Result], running: list[Server], ceiling: Server
-) -> list[str]:
+def spread(results: list[Result]) -> tuple[float, float, float]:
+    """(min, max, (max - min) / median) of the rounds' req/s."""
+    rates = [r.rps for r in results]
+    middle = median(list(results)).rps
+    return min(rates), max(rates), (max(rates) - min(rates)) / middle if middle else 0.0
+
+
+def table(runs: Runs, running: list[Server]) -> list[str]:
+    """The issue's table: median req/s (p99), and the rounds' min-max, per server and cell."""
+    head = " | ".join(f"{label.split(',')[0]} c{c}" for label, c in CELLS)
     lines = [
-        "## Throughput and latency", "",
-        "| scenario | conns | server | req/s | × ceiling | p50 ms | p99 ms | CPU ms/req | errors |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "## Throughput: median req/s (p99 ms), min-max over the rounds", "",
+        f"| server | {head} |", "|---|" + "---:|" * len(CELLS),
     ]  # fmt: skip
-    for (label, connections, name), r in results.items():
-        base = results[(label, connections, ceiling.name)].rps
+    for server in running:
+        cells = []
+        for label, connections in CELLS:
+            results = runs[(label, connections, server.name)]
+            middle, (low, high, _) = median(list(results)), spread(results)
+            cells.append(f"{middle.rps:,.0f} ({middle.p99:.0f} ms) {low:,.0f}-{high:,.0f}")
+        lines.append(f"| {server.name} | {' | '.join(cells)} |")
+    return lines + [""]
+
+
+def detail_table(runs: Runs, ceiling: Server) -> list[str]:
+    lines = [
+        "## Every cell", "",
+        "| scenario | conns | server | req/s | min-max | × ceiling | p50 ms | p99 ms | "
+        "server CPU ms/req | errors |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]  # fmt: skip
+    for (label, connections, name), results in runs.items():
+        r, (low, high, _) = median(list(results)), spread(results)
+        base = median(list(runs[(label, connections, ceiling.name)])).rps
         lines.append(
-            f"| {label} | {connections} | {name} | {r.rps:.0f} | {r.rps / base:.2f} | "
-            f"{r.p50:.1f} | {r.p99:.1f} | {r.cpu_ms:.2f} | {r.errors} |"
+            f"| {label} | {connections} | {name} | {r.rps:.0f} | {low:.0f}-{high:.0f} | "
+            f"{r.rps / base:.2f} | {r.p50:.1f} | {r.p99:.1f} | {r.cpu_ms:.2f} | {r.errors} |"
         )
     return lines + [""]
 
@@ -367,7 +426,7 @@ def size_table(
     closest to the query's own cost. The median is shown beside it."""
     lines = [
         f"## List cost vs project size ({server.name}, per_page=10, 16 connections, "
-        f"best and median of {rounds} interleaved rounds)", "",
+        f"best and median of {rounds} interleaved {SIZE_SECONDS}-second rounds)", "",
         "| keys | page | best req/s | × 10 keys | median req/s | p50 ms | p99 ms |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]  # fmt: skip
@@ -382,7 +441,7 @@ def size_table(
     runs: dict[tuple[int, str], list[Result]] = {(size, page): [] for size, page, _ in cases}
     for _ in range(rounds):
         for size, page, path in cases:
-            runs[(size, page)].append(measure(server, path, 16, lua))
+            runs[(size, page)].append(measure(server, path, 16, lua, SIZE_SECONDS))
     base = None
     for (size, page), results in runs.items():
         best = max(results, key=lambda r: r.rps)
@@ -394,6 +453,11 @@ def size_table(
     return lines + [""]
 
 
+WHOLE = [  # layers that take a sample when any frame of its stack matches
+    ("SQLite BEGIN, COMMIT and fsync", ("_commit (clientkeys/db.py", "_begin_immediate (",
+                                        "_Writer._begin (")),
+    ("token lookup (SQLite, on a worker thread)", ("bearer_info (clientkeys/auth.py",)),
+]  # fmt: skip
 LAYERS = [  # (layer, patterns in a frame), matched from the leaf frame up
     ("SQLite queries", ("sqlite_utils/", "clientkeys/repository.py", "clientkeys/db.py")),
     ("JSON encode/decode", ("orjson", "clientkeys/compiled.py (dumps", "json/")),
@@ -431,9 +495,9 @@ def _idle(frame: str) -> bool:
     )
 
 
-def profile(server: Server, path: str, lua: Path, folder: Path) -> list[str]:
-    """Where the workers' CPU goes while serving `path`: py-spy samples grouped by layer."""
-    raw = folder / "profile.txt"
+def profile(server: Server, path: str, lua: Path, folder: Path, label: str = LIST) -> list[str]:
+    """Where the workers' time goes while serving `path`: py-spy samples grouped by layer."""
+    raw = folder / f"profile-{label.split(',')[0]}.txt"
     assert server.process is not None
     load = subprocess.Popen(
         ["wrk", "-t", "1", "-c", "16", "-d", f"{SECONDS + 2}s", "-s", str(lua), server.url + path],
@@ -460,15 +524,17 @@ def profile(server: Server, path: str, lua: Path, folder: Path) -> list[str]:
             continue
         busy += int(count)
         layer = next(
-            (name for frame in reversed(frames) for name, patterns in LAYERS
-             if any(p in frame for p in patterns)), "other",
+            (name for name, patterns in WHOLE for frame in frames
+             if any(p in frame for p in patterns)),
+            next((name for frame in reversed(frames) for name, patterns in LAYERS
+                  if any(p in frame for p in patterns)), "other"),
         )  # fmt: skip
         layers[layer] = layers.get(layer, 0) + int(count)
     lines = [
-        f"## Profile: where the workers' time goes ({server.name}, list 10 keys, 16 conns)", "",
+        f"## Profile: where the workers' time goes ({server.name}, {label}, 16 conns)", "",
         f"py-spy over the server and its workers: {busy} busy samples, each attributed to the "
-        "innermost layer "
-        "(time inside uvloop's C code, HTTP parsing included, is not visible to it).", "",
+        "innermost layer (time inside uvloop's C code, HTTP parsing included, is not visible "
+        "to it; a thread waiting in SQLite, for a lock or an fsync, counts as busy).", "",
         "| layer | share of busy samples |", "| --- | --- |",
     ]  # fmt: skip
     for name, samples in sorted(layers.items(), key=lambda item: -item[1]):
@@ -476,57 +542,49 @@ def profile(server: Server, path: str, lua: Path, folder: Path) -> list[str]:
     return lines + [""]
 
 
-def targets(
-    results: dict[tuple[str, int, str], Result],
-    running: list[Server],
-    ceiling: Server,
-    lines: list[str],
-) -> list[str]:
-    on = running[0].name
+def targets(runs: Runs, running: list[Server], lines: list[str]) -> list[str]:
+    """The issue's targets, each met or not, for clientkeys with both validations on."""
+    ours = running[0]
 
-    def ratio(label: str, connections: int) -> float:
-        return (
-            results[(label, connections, on)].rps / results[(label, connections, ceiling.name)].rps
-        )
+    def rate(label: str, connections: int, name: str) -> Result:
+        return median(list(runs[(label, connections, name)]))
 
-    checks = []
-    for label in ("list, 10 keys", "create", "list, 100-key page"):
-        worst = min(ratio(label, c) for c in CONNECTIONS)
-        checks.append((f"{label}: ≥ 0.5× the ceiling (worst of 16/64 conns)", worst >= 0.5,
-                       f"{worst:.2f}×"))  # fmt: skip
-    for connections, limit in ((16, 50), (64, 120)):
-        worst = max(results[(label, connections, on)].p99 for label in ("list, 10 keys", "create"))
-        checks.append((f"p99 ≤ {limit} ms at {connections} conns (list 10, create)",
-                       worst <= limit, f"{worst:.1f} ms"))  # fmt: skip
-    creates = results[("create", 64, on)].rps / results[("create", 16, on)].rps
-    checks.append(("creates at 64 conns ≥ 0.9× creates at 16", creates >= 0.9, f"{creates:.2f}×"))
-    errors = sum(r.errors for (_, _, name), r in results.items() if name == on)
-    checks.append(("zero errors and non-2xx (validation on)", errors == 0, str(errors)))
-    sizes = [line for line in lines if line.startswith("| 100,000")]  # best-round ratios
-    worst_size = min(float(line.split("|")[4]) for line in sizes) if sizes else 0.0
-    checks.append(("list at 100,000 keys within 10% of 10 keys", worst_size >= 0.9,
-                   f"{worst_size:.2f}×"))  # fmt: skip
-    rss = running[0].peak_rss_mb()
-    checks.append(("peak RSS ≤ 120 MB per worker", rss <= 120, f"{rss:.0f} MB"))
-    checks.append(("first answer ≤ 2 s after start", running[0].startup <= 2,
-                   f"{running[0].startup:.2f} s"))  # fmt: skip
-    out = ["## Targets (clientkeys with validation on)", "", "| target | met | measured |",
-           "| --- | --- | --- |"]  # fmt: skip
-    out += [f"| {name} | {'yes' if met else '**no**'} | {value} |" for name, met, value in checks]
-    out += ["", "Latency floor at a fixed number of connections (Little's law: mean latency = "
-            "connections / throughput), from this run:", ""]  # fmt: skip
-    for label in ("list, 10 keys", "create"):
-        for connections in CONNECTIONS:
-            ours, top = (
-                results[(label, connections, on)],
-                results[(label, connections, ceiling.name)],
-            )
-            out.append(
-                f"- {label}, {connections} conns: clientkeys {ours.rps:.0f} req/s → mean "
-                f"{connections / ours.rps * 1000:.0f} ms, p99 {ours.p99:.0f} ms; ceiling "
-                f"{top.rps:.0f} req/s → mean {connections / top.rps * 1000:.0f} ms, "
-                f"p99 {top.p99:.0f} ms"
-            )
+    checks: list[tuple[str, bool, str]] = []
+    for peer, factor in ((PRISM_NAME, 2.0), (PLAIN, 1.3), (CEILING, 0.5)):
+        short = {PRISM_NAME: "Prism", PLAIN: "plain Connexion", CEILING: "the fair ceiling"}[peer]
+        for label, connections in CELLS:
+            ratio = rate(label, connections, ours.name).rps / rate(label, connections, peer).rps
+            checks.append((f"{label.split(',')[0]} c{connections}: ≥ {factor}× {short}",
+                           ratio >= factor, f"{ratio:.2f}×"))  # fmt: skip
+    for label, connections in CELLS:
+        limit = 20 if connections == 16 else 60
+        p99 = rate(label, connections, ours.name).p99
+        checks.append((f"{label.split(',')[0]} c{connections}: p99 ≤ {limit} ms", p99 <= limit,
+                       f"{p99:.1f} ms"))  # fmt: skip
+    for label, connections in CELLS:
+        low, high, width = spread(runs[(label, connections, ours.name)])
+        checks.append((f"{label.split(',')[0]} c{connections}: rounds within 15 %",
+                       width <= 0.15, f"{low:,.0f}-{high:,.0f} ({width:.0%})"))  # fmt: skip
+    for connections in (16, 64):
+        ratio = rate(HUNDRED, connections, ours.name).rps / rate(HUNDRED, connections, CEILING).rps
+        checks.append((f"100-key page c{connections}: ≥ 0.5× the fair ceiling", ratio >= 0.5,
+                       f"{ratio:.2f}×"))  # fmt: skip
+    sizes = [line for line in lines if line.startswith(("| 1,000 |", "| 100,000 |"))]
+    ratios = [float(line.split("|")[4]) for line in sizes]
+    flat = bool(ratios) and all(0.9 <= r <= 1.1 for r in ratios)
+    checks.append(("list cost flat within 10 % from 10 to 100,000 keys (first/middle/last page)",
+                   flat, f"{min(ratios, default=0):.2f}-{max(ratios, default=0):.2f}×"),
+                  )  # fmt: skip
+    rss = ours.peak_rss_mb()
+    checks.append(("peak RSS ≤ 100 MB per worker", rss <= 100, f"{rss:.0f} MB"))
+    checks.append(("first answer ≤ 1 s after start", ours.startup <= 1, f"{ours.startup:.2f} s"))
+    errors = sum(r.errors for (_, _, name), results in runs.items() if name == ours.name
+                 for r in results)  # fmt: skip
+    checks.append(("no errors or non-2xx answers", errors == 0, str(errors)))
+    met = sum(1 for _, ok, _ in checks if ok)
+    out = [f"## Targets ({ours.name}, 2 workers): {met} of {len(checks)} met", "",
+           "| target | met | measured |", "| --- | --- | --- |"]  # fmt: skip
+    out += [f"| {name} | {'yes' if ok else '**no**'} | {value} |" for name, ok, value in checks]
     return out + [""]
 
 
