@@ -7,11 +7,10 @@ from __future__ import annotations
 import importlib
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from connexion.spec import Specification
-
-from clientkeys.resolver import handler_name
+if TYPE_CHECKING:  # Connexion is imported when a spec is loaded: `serve` starts without it
+    from connexion.spec import Specification
 
 SPEC_FILE = "openapi.json"
 """The contract's root document in the spec folder."""
@@ -22,6 +21,8 @@ HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "tra
 
 def load(spec_file: Path) -> Specification:
     """A spec with every `$ref` resolved (relative files included), as Connexion serves it."""
+    from connexion.spec import Specification
+
     return Specification.load(spec_file.resolve())
 
 
@@ -55,6 +56,8 @@ def routes_of(specs: Iterable[Any]) -> dict[str, list[str]]:
 
 def check_handlers(spec: Mapping[str, Any], package: str) -> None:
     """Fail at startup, naming the function, if any operation of the spec has no handler."""
+    from clientkeys.resolver import handler_name  # imports Connexion, as `load` does
+
     module = importlib.import_module(package)
     for path, method, operation in operations(spec):
         operation_id = operation["operationId"]
@@ -69,6 +72,8 @@ def check_handlers(spec: Mapping[str, Any], package: str) -> None:
 def handler_operations(spec: Mapping[str, Any], package: str) -> dict[str, str]:
     """Each operation's handler (as Connexion names the operation it routed to) -> the spec's
     operationId."""
+    from clientkeys.resolver import handler_name
+
     return {
         f"{package}.{handler_name(operation['operationId'])}": operation["operationId"]
         for _path, _method, operation in operations(spec)
