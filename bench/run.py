@@ -6,7 +6,8 @@ side and interleaved in one run with wrk over loopback (keep-alive where the ser
 - a plain Connexion 3 FlaskApp (`plain_connexion.py`): request validation only, Connexion's
   defaults, the same work per request;
 - the fair ceiling (`ceiling.py`): the same work (token lookup, rows, audit writes, JSON and DSN
-  URLs, durability) with no framework, under gunicorn's sync workers.
+  URLs, durability) with no framework, under gunicorn's sync workers;
+- with BENCH_BEFORE=<git revision>, clientkeys at that revision too: before and after.
 
 Prints the table with req/s, p99 and the spread of each cell over the rounds, the targets met or
 not, list cost by project size, start time and memory, and a profile by layer of list and
@@ -44,6 +45,8 @@ SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
 SIZE_SECONDS = max(3, SECONDS // 2)
 """Each point of the list-cost-by-size table (7 points, clientkeys only)."""
+BEFORE = os.environ.get("BENCH_BEFORE", "")
+"""A git revision to measure beside the working tree's code (e.g. `main`): before and after."""
 PRISM = ROOT / "bench" / "prism" / "node_modules" / ".bin" / "prism"
 TOKEN = "sntrys_bench_" + "0" * 32
 ORG = "bench"
@@ -190,20 +193,37 @@ def servers(folder: Path, database: Path) -> list[Server]:
         (CEILING, [str(BIN / "gunicorn"), "-w", "2", "--chdir", str(ROOT / "bench"),
                    "--log-level", "warning", "ceiling:create_app()"]),
     ]  # fmt: skip
+    if BEFORE:
+        configs.insert(1, (f"clientkeys before ({BEFORE}), both validations",
+                           [sys.executable, "-m", "clientkeys", "serve", "--workers", "2",
+                            "--log-level", "warning"]))  # fmt: skip
     for name, command in configs:
         copy = folder / f"{len(made)}.db"
         shutil.copy(database, copy)
         port = free_port()
-        if name == CLIENTKEYS:
+        env = {"CLIENTKEYS_DATABASE": str(copy)}
+        if name.startswith("clientkeys"):
             command += ["--port", str(port), "--database", str(copy)]
+            if name != CLIENTKEYS:
+                env["PYTHONPATH"] = str(checkout(BEFORE, folder / "before") / "src")
         elif name == PRISM_NAME:
             command += ["-p", str(port)]
         elif name == PLAIN:
             command += ["--port", str(port)]
         else:
             command += ["-b", f"127.0.0.1:{port}"]
-        made.append(Server(name, command, {"CLIENTKEYS_DATABASE": str(copy)}, port))
+        made.append(Server(name, command, env, port))
     return made
+
+
+def checkout(revision: str, folder: Path) -> Path:
+    """The spec and sources of `revision` of this repository, extracted into `folder`."""
+    if not folder.exists():
+        folder.mkdir(parents=True)
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", revision, "src", "spec"],
+                                 capture_output=True, check=True).stdout  # fmt: skip
+        subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    return folder
 
 
 # Load ------------------------------------------------------------------------------------------
