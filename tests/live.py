@@ -143,6 +143,8 @@ class Writers:
         self.server, self.stop = server, threading.Event()
         self.acknowledged: set[str] = set()
         self.answers: list[tuple[int, Any]] = []
+        self.sent: list[tuple[float, int]] = []
+        """(when the request was sent, its answer's status), for every answer."""
         self.threads = [threading.Thread(target=self._write) for _ in range(clients)]
 
     def __enter__(self) -> Writers:
@@ -159,8 +161,10 @@ class Writers:
         conn = self.server.connection()
         try:
             while not self.stop.is_set():
+                sent = time.monotonic()
                 status, body, _ = self.server.call("POST", KEYS, {}, conn)
                 self.answers.append((status, body))
+                self.sent.append((sent, status))
                 if status == 201:
                     self.acknowledged.add(body["id"])
         except (OSError, http.client.HTTPException):
