@@ -57,14 +57,7 @@ class Work:
             row = repository.find_token(database, token)
         finally:
             db.rollback(database.conn)
-        if row is None:
-            return None
-        return {
-            "sub": f"token:{row['id']}",
-            "organization_id": row["organization_id"],
-            "scopes": frozenset(row["scopes"].split()),
-            "is_superuser": bool(row["is_superuser"]),
-        }
+        return None if row is None else auth.token_info(row)
 
     def project(self, info: dict[str, Any], organization: str, project: str, scopes: frozenset[str]
                 ) -> dict[str, Any]:  # fmt: skip

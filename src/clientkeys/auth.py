@@ -34,8 +34,11 @@ def bearer_info(token: str, request: ConnexionRequest) -> TokenInfo | None:
     settings = settings_of(request)
     with store.using(settings) as database:
         row = repository.find_token(database, token)
-    if row is None:
-        return None
+    return None if row is None else token_info(row)
+
+
+def token_info(row: Mapping[str, Any]) -> TokenInfo:
+    """What a handler knows of the stored token `row` (its `token_info`)."""
     return {
         "sub": f"token:{row['id']}",
         "organization_id": row["organization_id"],

@@ -8,6 +8,9 @@ What a write guarantees (a second backend must keep the same promises):
 - it returns only after COMMIT, synced as `durability` says, and after checking that the file
   at the configured path is still the one written to: a write into a deleted or replaced file
   is a fault, never an acknowledgement;
+- concurrent writes of one process may share that transaction and its COMMIT (group commit,
+  one fsync for all): each in its own savepoint, so a write that raises undoes itself only,
+  and a fault of the shared transaction fails all of them;
 - a backend error about the storage rather than the statement is raised as the domain's
   `StorageUnavailable` (503) or `StorageFull` (507) (`fault_of`), logged once per fault, and
   the connection that saw it is never used again: the next request opens a new one, so a fault
