@@ -194,7 +194,9 @@ def servers(folder: Path, database: Path) -> list[Server]:
                    "--log-level", "warning", "ceiling:create_app()"]),
     ]  # fmt: skip
     if BEFORE:
-        configs.insert(1, (f"clientkeys before ({BEFORE}), both validations",
+        sha = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", BEFORE],
+                             capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+        configs.insert(1, (f"clientkeys before ({BEFORE} {sha}), both validations",
                            [sys.executable, "-m", "clientkeys", "serve", "--workers", "2",
                             "--log-level", "warning"]))  # fmt: skip
     for name, command in configs:
