@@ -373,7 +373,10 @@ def main() -> None:
         lines += startup_table(running)
         lines += size_table(ours, ids, scripts["list"])
         for label, kind in ((LIST, "list"), (CREATE, "create")):
-            lines += profile(ours, paths[label], scripts[kind], folder, label)
+            try:
+                lines += profile(ours, paths[label], scripts[kind], folder, label)
+            except Exception as exc:  # noqa: BLE001 (the measurements above are kept)
+                lines += [f"## Profile ({label}) failed: {exc!r}", ""]
         head = len(machine()) + 3  # title, blank, the machine lines, blank
         lines = lines[:head] + targets(runs, running, lines) + lines[head:]
     finally:
@@ -539,10 +542,10 @@ def profile(server: Server, path: str, lua: Path, folder: Path, label: str = LIS
         load.wait()
     layers: dict[str, int] = {}
     busy = 0
-    for line in raw.read_text().splitlines():
+    for line in raw.read_text(errors="replace").split("\n"):  # not splitlines: names hold \x1c
         stack, _, count = line.rpartition(" ")
         frames = stack.split(";")
-        if not frames or _idle(frames[-1]):
+        if not count.isdigit() or _idle(frames[-1]):
             continue
         busy += int(count)
         layer = next(
