@@ -252,7 +252,9 @@ def test_the_command_reports_examples_serves_with_workers_and_a_delay_cannot_hol
         stopped = time.monotonic()
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=20)
-        assert time.monotonic() - stopped < 5  # the delay is cut to 10 s, shutdown waits 2 s
+        # the delay is cut to 10 s and shutdown waits 2 s for it: an exit before 9 s did not wait
+        # out the delay (on a loaded machine the 2 s grace took up to 6.4 s)
+        assert time.monotonic() - stopped < 9
         pending.join()
     finally:
         if server.poll() is None:
