@@ -7,7 +7,7 @@ PORT   ?= 8000
 SPEC   := spec/openapi.json spec/admin.json
 
 .DEFAULT_GOAL := help
-.PHONY: help install browser postgres run serve mock contract bench bench-tools bench-server bench-mock test unit lint fmt spec fuzz db smoke container clean
+.PHONY: help install browser postgres run serve mock contract bench bench-tools bench-server bench-mock test unit lint fmt spec fuzz mutate db smoke container clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -91,20 +91,25 @@ unit: install browser postgres ## Run the test suite only
 	$(BIN)/pytest -n 2
 
 lint: install ## ruff format --check, ruff check, mypy, lint-imports (the README's layers)
-	$(BIN)/ruff format --check src tests bench
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench .ci/mutate.py
+	$(BIN)/ruff check src tests bench .ci/mutate.py
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
 
 fmt: install ## Format the code
-	$(BIN)/ruff format src tests bench
-	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench .ci/mutate.py
+	$(BIN)/ruff check --fix src tests bench .ci/mutate.py
 
 spec: install ## Validate the OpenAPI documents
 	$(BIN)/openapi-spec-validator $(SPEC)
 
 fuzz: install ## A longer Schemathesis run (CONTRACT_EXAMPLES=500)
 	CONTRACT_EXAMPLES=500 $(BIN)/pytest -m fuzz -n 2
+
+MODULES ?=
+mutate: install ## Mutation testing (mutmut) per module of .ci/mutation.toml, MODULES=... for some
+	$(BIN)/python -m pip install --quiet -e '.[test,mutate]'
+	nice -n 10 $(BIN)/python .ci/mutate.py $(MODULES)
 
 smoke: ## Install clientkeys without extras in a scratch venv: it serves; check, proxy and mock name their extras
 	PYTHON=$(PYTHON) .ci/smoke

@@ -47,6 +47,19 @@ def test_controls_need_the_admin_token(controlled: Any, world: World, headers: A
     assert world.key_count() == SEEDED_KEYS
 
 
+@pytest.mark.parametrize(
+    "token", ["admin", "admin-secre", "admin-secret-and-more", "ADMIN-SECRET", "admin-secreT"]
+)
+def test_only_the_whole_admin_token_opens_the_controls(
+    controlled: Any, world: World, token: str
+) -> None:
+    # The admin token is "admin-secret": a part of it, more than it, or another case is not it.
+    headers = {"Authorization": f"Bearer {token}"}
+    assert_error(controlled.post("/__admin/reset", headers=headers), 401)
+    assert_error(controlled.get("/__admin/requests", headers=headers), 401)
+    assert world.key_count() == SEEDED_KEYS
+
+
 def test_reset_without_a_start_state_empties_the_store_and_keeps_the_rest(
     controlled: Any, world: World
 ) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from clientkeys import repository
+from clientkeys import domain, repository
 from conftest import (
     KEYS_URL,
     NO_CREDENTIALS,
@@ -110,3 +110,37 @@ def test_the_token_lookup_runs_on_a_worker_thread_not_on_the_event_loop(
     monkeypatch.setattr(repository, "find_token", recording_find_token)
     assert api.create({}, who="write").status_code == 201  # two scope alternatives, one lookup
     assert where == ["worker thread"]
+
+
+def test_a_token_is_matched_whole_never_by_a_prefix(api: Api, world: World) -> None:
+    # Stored tokens are `sntrys_` + 64 hex characters; every one of these differs from a real
+    # token only after its first 24 characters (or by being a part of it) and must be refused.
+    real = world.tokens["all"]
+    flipped = "0" if real[-1] != "0" else "1"
+    for near in (real[:24], real[:-1], real + "0", real[:24] + "0" * (len(real) - 24),
+                 real[:-1] + flipped):  # fmt: skip
+        response = api.client.get(KEYS_URL, headers={"Authorization": f"Bearer {near}"})
+        assert_error(response, 401, "Invalid token")
+    assert api.client.get(KEYS_URL, headers=world.headers("all")).status_code == 200
+
+
+def test_a_missing_project_in_another_organization_is_404_as_on_sentry(api: Api) -> None:
+    # Sentry looks the project up (404) before it checks the caller's access to it (403): a
+    # project that does not exist is 404 whoever asks; one that exists elsewhere is 403.
+    assert_error(api.list(org="globex", project="nope"), 404, NOT_FOUND)
+    assert_error(api.create({}, org="globex", project="nope"), 404, NOT_FOUND)
+    assert_error(api.get("0" * 32, org="globex", project="nope"), 404, NOT_FOUND)
+    assert_error(api.list(org="globex", project="api"), 403, NO_PERMISSION)
+
+
+def test_a_key_in_another_organizations_project_is_403_whether_it_exists_or_not(
+    api: Api, world: World
+) -> None:
+    # The project exists, so access is checked before the key is looked up: the answer tells
+    # nothing about which keys exist there.
+    theirs = repository.insert_key(world.store, world.other_project["id"], domain.new_key())
+    for key_id in (theirs["public_key"], "0" * 32):
+        assert_error(api.get(key_id, org="globex", project="api"), 403, NO_PERMISSION)
+        assert_error(api.put(key_id, {}, org="globex", project="api"), 403, NO_PERMISSION)
+        assert_error(api.delete(key_id, org="globex", project="api"), 403, NO_PERMISSION)
+    assert world.key_count() == SEEDED_KEYS + 1

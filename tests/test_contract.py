@@ -215,6 +215,24 @@ def test_an_operation_that_never_reached_2xx_is_exit_2(tmp_path: Path) -> None:
     )
 
 
+def phases_run(report: str) -> dict[str, bool]:
+    """The "Test Phases:" block of Schemathesis's report: phase -> whether it ran."""
+    block = report[report.index("Test Phases:") :].split("\n\n")[0]
+    return {
+        line.split(maxsplit=1)[1].split(" (")[0]: not line.startswith("⏭")
+        for line in map(str.strip, block.splitlines()[1:])
+    }
+
+
+@pytest.mark.fuzz
+def test_check_runs_only_the_phases_asked_for(live_server: tuple[str, str]) -> None:
+    url, token = live_server
+    result = run_check(url, token, "--phases", "examples")
+    assert phases_run(result.stdout) == {
+        "Examples": True, "Coverage": False, "Fuzzing": False, "Stateful": False,
+    }, result.stdout[-3000:]  # fmt: skip
+
+
 @pytest.mark.fuzz
 @pytest.mark.parametrize(
     ("kind", "check", "finding", "phases"),

@@ -10,9 +10,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from clientkeys import domain, pagination, repository
+from clientkeys.app import create_app
+from clientkeys.config import Settings
 from clientkeys.errors import BadRequest
 from clientkeys.pagination import Cursor
-from conftest import Api, World, assert_error
+from conftest import KEYS_URL, Api, World, assert_error
 
 # request cursor -> (first id, last id) shown, previous cursor, its results, next, its results
 WORKED_EXAMPLE = [
@@ -172,10 +174,8 @@ def test_link_header_honours_the_host_header(api: Api, world: World) -> None:
     assert link_of(response)["next_url"].startswith("http://keys.example.org:9000/api/0/")
 
 
-def test_link_header_uses_the_configured_public_url(settings: object, world: World) -> None:
-    from clientkeys.app import create_app
-
-    app = create_app(settings.replace(public_url="https://keys.example.com"))  # type: ignore[attr-defined]
+def test_link_header_uses_the_configured_public_url(settings: Settings, world: World) -> None:
+    app = create_app(settings.replace(public_url="https://keys.example.com"))
     with app.test_client() as client:
         response = client.get("/api/0/projects/acme/web/keys/", headers=world.headers())
     assert link_of(response)["next_url"].startswith("https://keys.example.com/api/0/projects/")
@@ -217,3 +217,69 @@ def test_cursor_past_the_end_is_an_empty_page(api: Api) -> None:
     response = api.list(query="cursor=1:1:0")
     assert response.status_code == 200 and response.json() == []
     assert link_of(response)["next_results"] == "false"
+
+
+def test_a_page_past_the_end_points_back_at_the_keys_before_it(api: Api) -> None:
+    # The last page's next cursor (`1:1:0`: past key 1) answers no keys; its Link still says
+    # where the client came from (previous, with results) and that nothing follows.
+    response = api.list(query="per_page=10&cursor=1:1:0")
+    assert response.status_code == 200 and response.json() == []
+    base = "http://testserver/api/0/projects/acme/web/keys/?per_page=10"
+    assert response.headers["link"] == (
+        f'<{base}&cursor=1:1:1>; rel="previous"; results="true"; cursor="1:1:1", '
+        f'<{base}&cursor=1:1:0>; rel="next"; results="false"; cursor="1:1:0"'
+    )
+
+
+@pytest.mark.parametrize("cursor", ["999999:0:1", "999999:3:1"])
+def test_a_previous_page_before_the_newest_key_is_empty_not_an_error(api: Api, cursor: str) -> None:
+    # Walking back past the newest key finds nothing: 200 and [], as Sentry answers, with no
+    # earlier page and the same position (value and offset) to go forward from.
+    api.new_key()
+    response = api.list(query=f"cursor={cursor}")
+    assert response.status_code == 200 and response.json() == []
+    value, offset, _ = cursor.split(":")
+    link = link_of(response)
+    assert (link["prev"], link["prev_results"]) == (f"{value}:{offset}:1", "false")
+    assert (link["next"], link["next_results"]) == (f"{value}:{offset}:0", "true")
+
+
+def test_link_urls_replace_the_cursor_and_keep_the_other_parameters(
+    api: Api, twenty_five: dict[str, int]
+) -> None:
+    response = api.list(query="per_page=10&cursor=15:0:0")
+    base = "http://testserver/api/0/projects/acme/web/keys/?per_page=10"
+    assert response.headers["link"] == (
+        f'<{base}&cursor=15:0:1>; rel="previous"; results="true"; cursor="15:0:1", '
+        f'<{base}&cursor=5:0:0>; rel="next"; results="true"; cursor="5:0:0"'
+    )
+
+
+def test_a_cursor_value_written_as_a_float_names_the_same_key(
+    api: Api, twenty_five: dict[str, int]
+) -> None:
+    as_float = api.list(query="per_page=10&cursor=15.0:0:0")
+    as_int = api.list(query="per_page=10&cursor=15:0:0")
+    assert as_float.json() == as_int.json()
+    assert (link_of(as_float)["prev"], link_of(as_float)["next"]) == ("15:0:1", "5:0:0")
+
+
+def test_one_key_per_page_is_allowed(api: Api) -> None:
+    newest = api.new_key()
+    response = api.list(query="per_page=1")
+    assert [key["id"] for key in response.json()] == [newest["id"]]
+    assert link_of(response)["next_results"] == "true"
+
+
+def test_cursor_values_past_sqlites_integers_are_400_even_unvalidated(
+    settings: Settings, world: World
+) -> None:
+    # The spec's pattern already bounds a cursor's digits; with request validation off
+    # (`--no-validate-requests`) the handler's own check must still keep 2**63 from SQLite.
+    unchecked = settings.replace(validate_requests=False)
+    with create_app(unchecked).test_client() as client:
+        largest = client.get(f"{KEYS_URL}?cursor={2**63 - 1}:0:0", headers=world.headers())
+        assert largest.status_code == 200 and len(largest.json()) == 1
+        for value in (2**63, -(2**63)):
+            response = client.get(f"{KEYS_URL}?cursor={value}:0:0", headers=world.headers())
+            assert_error(response, 400, "Invalid cursor parameter.")

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime
 
 import pytest
+from click.testing import CliRunner
 
 from clientkeys.app import create_app
+from clientkeys.cli import main
 from clientkeys.config import Settings
 from conftest import HEX32, KEYS_URL, Api, World, assert_error, dsn_urls
 
@@ -141,6 +144,25 @@ def test_rate_limit_is_stored_only_when_both_values_are_non_zero(
     response = api.create({"rateLimit": limit})
     assert response.status_code == 201
     assert response.json()["rateLimit"] == stored
+
+
+@pytest.mark.parametrize("limit", [{"count": 10, "window": 0}, {"count": 0, "window": 60}])
+def test_a_rate_limit_with_a_zero_field_is_not_stored_at_all(
+    api: Api, settings: Settings, limit: dict[str, int]
+) -> None:
+    # The key shows no limit either way; what was stored shows in the audit log and in the
+    # previous limit recorded when the limit is next set.
+    key = api.new_key({"rateLimit": limit})
+    assert key["rateLimit"] is None
+    assert api.put(key["id"], {"rateLimit": {"count": 5, "window": 60}}).status_code == 200
+    result = CliRunner().invoke(main, ["audit", "--database", str(settings.database)])
+    assert result.exit_code == 0, result.output
+    data = [json.loads(line.split("\t")[4]) for line in result.output.splitlines()
+            if key["id"] in line]  # fmt: skip
+    assert [(d["rate_limit_count"], d["rate_limit_window"]) for d in data] == [
+        (None, None), (5, 60),
+    ]  # fmt: skip
+    assert (data[1]["prev_rate_limit_count"], data[1]["prev_rate_limit_window"]) == (None, None)
 
 
 @pytest.mark.parametrize(

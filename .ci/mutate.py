@@ -1,0 +1,231 @@
+"""`make mutate`: mutmut over the modules where a bug is silent, one module at a time.
+
+Each module named in `.ci/mutation.toml` is mutated in a scratch copy of the checkout (nothing
+is written into the tree) and tested by its own selection of the suite; mutmut runs, per
+mutant, only the selected tests that reach the mutated function. The script prints each
+module's score and its surviving mutants as diffs, and exits 1 when a module scores below its
+floor. Survivors judged equivalent (no behaviour can tell them apart from the original) are
+listed in that file with the reason, matched by function and changed line, and leave the
+score's denominator; a listed equivalent that no longer survives is reported, so the list
+stays true.
+
+    .venv/bin/python .ci/mutate.py [MODULE ...]     # default: every module in the file
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = ROOT / ".ci" / "mutation.toml"
+COPIED = ("src", "tests", "spec", "pyproject.toml")
+KILLED = {"killed", "timeout", "caught by type check"}
+"""mutmut's statuses that mean a test (or a timeout) told the mutant apart."""
+_NAME = re.compile(r"^(?P<module>[\w.]+)\.x(?:ǁ(?P<cls>\w+)ǁ|_)(?P<fn>\w+?)__mutmut_\d+$")
+
+
+@dataclass(frozen=True)
+class Equivalent:
+    """A surviving mutant judged equivalent: its function, the line before and after."""
+
+    function: str
+    original: str
+    mutated: str
+    reason: str
+
+
+@dataclass
+class Module:
+    """One module's mutation run: what to mutate, with which tests, and its floor."""
+
+    name: str
+    files: list[str]
+    tests: list[str]
+    floor: float
+    equivalent: list[Equivalent] = field(default_factory=list)
+
+
+@dataclass
+class Outcome:
+    """A module's result: status per mutant, the survivors' diffs, the equivalents found."""
+
+    module: Module
+    statuses: dict[str, str]
+    diffs: dict[str, list[str]]
+    equivalent: dict[str, Equivalent]
+    seconds: float
+
+    @property
+    def counted(self) -> int:
+        return len(self.statuses) - len(self.equivalent)
+
+    @property
+    def killed(self) -> int:
+        return sum(status in KILLED for status in self.statuses.values())
+
+    @property
+    def score(self) -> float:
+        return 100.0 * self.killed / self.counted if self.counted else 100.0
+
+    @property
+    def survivors(self) -> list[str]:
+        return [
+            name
+            for name, status in self.statuses.items()
+            if status not in KILLED and name not in self.equivalent
+        ]
+
+
+def load_modules(path: Path) -> list[Module]:
+    """The modules of `.ci/mutation.toml`, in file order."""
+    data = tomllib.loads(path.read_text())
+    modules = []
+    for name, entry in data["modules"].items():
+        equivalents = [Equivalent(**item) for item in entry.get("equivalent", [])]
+        modules.append(
+            Module(name, entry["files"], entry["tests"], float(entry["floor"]), equivalents)
+        )
+    return modules
+
+
+def function_of(mutant: str) -> str:
+    """`clientkeys.pagination.x_fetch_page__mutmut_3` -> `fetch_page` (`Cursor.__str__`)."""
+    match = _NAME.match(mutant)
+    if match is None:
+        return mutant
+    return f"{match['cls']}.{match['fn']}" if match["cls"] else match["fn"]
+
+
+def changed_lines(diff: str) -> list[str]:
+    """The removed and added lines of a unified diff, without their sign or indentation."""
+    return [
+        line[1:].strip()
+        for line in diff.splitlines()
+        if line[:1] in "+-" and not line.startswith(("+++", "---"))
+    ]
+
+
+def matches(equivalent: Equivalent, mutant: str, lines: list[str]) -> bool:
+    """Whether a survivor is the listed equivalent: same function, same line before and after."""
+    return (
+        function_of(mutant) == equivalent.function
+        and lines
+        == [
+            equivalent.original.strip(),
+            equivalent.mutated.strip(),
+        ][: len(lines)]
+    )
+
+
+def scratch_copy(module: Module, folder: Path) -> None:
+    """The checkout's code, tests and spec in `folder`, set up for mutmut on `module` alone."""
+    for name in COPIED:
+        source = ROOT / name
+        if source.is_dir():
+            ignore = shutil.ignore_patterns("__pycache__", ".hypothesis", "*.egg-info")
+            shutil.copytree(source, folder / name, symlinks=True, ignore=ignore)
+        else:
+            shutil.copy2(source, folder / name)
+    config = (folder / "pyproject.toml").read_text()
+    config += f"only_mutate = {module.files!r}\n"
+    config += f"pytest_add_cli_args_test_selection = {module.tests!r}\n"
+    (folder / "pyproject.toml").write_text(config)
+    mutmut = tomllib.loads(config)["tool"]["mutmut"]
+    assert mutmut["only_mutate"] == module.files, "[tool.mutmut] must be pyproject's last table"
+    # mutmut copies files, not links: the package's link to the spec is made by hand.
+    package = folder / "mutants" / "src" / "clientkeys"
+    package.mkdir(parents=True)
+    (package / "spec").symlink_to(Path("..", "..", "spec"))
+
+
+def mutmut(folder: Path, *args: str) -> str:
+    """Run mutmut in `folder`; its output, or exit with it on failure."""
+    command = [sys.executable, "-m", "mutmut", *args]
+    result = subprocess.run(command, cwd=folder, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        sys.exit(f"mutmut {' '.join(args)} failed:\n{result.stdout[-4000:]}{result.stderr}")
+    return result.stdout
+
+
+def run_module(module: Module, children: int) -> Outcome:
+    """Mutate one module in a scratch copy and collect every mutant's status."""
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix=f"clientkeys-mutate-{module.name}-") as name:
+        folder = Path(name)
+        scratch_copy(module, folder)
+        mutmut(folder, "run", "--max-children", str(children))
+        statuses = {}
+        for line in mutmut(folder, "results", "--all", "true").splitlines():
+            mutant, _, status = line.strip().rpartition(": ")
+            if mutant:
+                statuses[mutant] = status
+        diffs = {
+            mutant: changed_lines(mutmut(folder, "show", mutant))
+            for mutant, status in statuses.items()
+            if status not in KILLED
+        }
+    equivalent = {}
+    for mutant, lines in diffs.items():
+        for candidate in module.equivalent:
+            if matches(candidate, mutant, lines):
+                equivalent[mutant] = candidate
+    return Outcome(module, statuses, diffs, equivalent, time.monotonic() - started)
+
+
+def report(outcome: Outcome) -> bool:
+    """Print a module's score and survivors; whether it meets its floor."""
+    module = outcome.module
+    ok = outcome.score >= module.floor
+    tally = Counter(outcome.statuses.values())
+    print(
+        f"\n{module.name}: {outcome.score:.1f}% ({outcome.killed} killed of {outcome.counted}; "
+        f"{len(outcome.equivalent)} equivalent left out; floor {module.floor:g}%) "
+        f"in {outcome.seconds:.0f} s: {'ok' if ok else 'BELOW THE FLOOR'}"
+    )
+    print("  " + ", ".join(f"{status} {n}" for status, n in sorted(tally.items())))
+    for mutant in outcome.survivors:
+        print(f"  {outcome.statuses[mutant]}: {mutant}")
+        lines = outcome.diffs[mutant]
+        for sign, line in zip("-+", lines, strict=False):
+            print(f"      {sign} {line}")
+    found = set(outcome.equivalent.values())
+    for stale in module.equivalent:
+        if stale not in found:
+            print(f"  listed as equivalent but not surviving (remove it): {stale.function}: "
+                  f"{stale.original!r} -> {stale.mutated!r}")  # fmt: skip
+    return ok
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("modules", nargs="*", help="module names from .ci/mutation.toml")
+    parser.add_argument("--children", type=int, default=os.cpu_count() or 2)
+    args = parser.parse_args()
+    modules = load_modules(CONFIG)
+    unknown = set(args.modules) - {m.name for m in modules}
+    if unknown:
+        parser.error(f"unknown module(s): {', '.join(sorted(unknown))}")
+    wanted = [m for m in modules if not args.modules or m.name in args.modules]
+    started = time.monotonic()
+    results = []
+    for module in wanted:
+        print(f"mutating {module.name} ({', '.join(module.files)}) ...", flush=True)
+        results.append(report(run_module(module, args.children)))
+    print(f"\nmake mutate: {sum(results)} of {len(results)} modules at or above their floor, "
+          f"{time.monotonic() - started:.0f} s")  # fmt: skip
+    return 0 if all(results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
