@@ -9,6 +9,12 @@ listed in that file with the reason, matched by function and changed line, and l
 score's denominator; a listed equivalent that no longer survives is reported, so the list
 stays true.
 
+mutmut tries a mutant only on the tests that called its function while it recorded which
+test calls what. Code that runs once for many tests (the app is built once per test module,
+and with it `auth.verifier`'s closure) is charged to the one test that happened to build it,
+so each survivor is tried again here, applied to the scratch copy, on the module's whole
+selection; one a test kills then counts as killed ("killed on re-check").
+
     .venv/bin/python .ci/mutate.py [MODULE ...]     # default: every module in the file
 """
 
@@ -30,19 +36,25 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / ".ci" / "mutation.toml"
 COPIED = ("src", "tests", "spec", "pyproject.toml")
-KILLED = {"killed", "timeout", "caught by type check"}
-"""mutmut's statuses that mean a test (or a timeout) told the mutant apart."""
+KILLED = {"killed", "timeout", "caught by type check", "killed on re-check"}
+"""The statuses that mean a test (or a timeout) told the mutant apart."""
+RECHECK_SECONDS = 600
 _NAME = re.compile(r"^(?P<module>[\w.]+)\.x(?:ǁ(?P<cls>\w+)ǁ|_)(?P<fn>\w+?)__mutmut_\d+$")
 
 
 @dataclass(frozen=True)
 class Equivalent:
-    """A surviving mutant judged equivalent: its function, the line before and after."""
+    """Surviving mutants judged equivalent: their function, the line before, and after (one
+    line, or several mutants of the same line)."""
 
     function: str
     original: str
-    mutated: str
+    mutated: str | tuple[str, ...]
     reason: str
+
+    @property
+    def variants(self) -> tuple[str, ...]:
+        return (self.mutated,) if isinstance(self.mutated, str) else self.mutated
 
 
 @dataclass
@@ -63,7 +75,8 @@ class Outcome:
     module: Module
     statuses: dict[str, str]
     diffs: dict[str, list[str]]
-    equivalent: dict[str, Equivalent]
+    equivalent: dict[str, tuple[Equivalent, str]]
+    """Survivor -> the listed equivalent and variant it is."""
     seconds: float
 
     @property
@@ -92,7 +105,12 @@ def load_modules(path: Path) -> list[Module]:
     data = tomllib.loads(path.read_text())
     modules = []
     for name, entry in data["modules"].items():
-        equivalents = [Equivalent(**item) for item in entry.get("equivalent", [])]
+        equivalents = [
+            Equivalent(**{**item, "mutated": tuple(item["mutated"])})
+            if isinstance(item["mutated"], list)
+            else Equivalent(**item)
+            for item in entry.get("equivalent", [])
+        ]
         modules.append(
             Module(name, entry["files"], entry["tests"], float(entry["floor"]), equivalents)
         )
@@ -116,16 +134,15 @@ def changed_lines(diff: str) -> list[str]:
     ]
 
 
-def matches(equivalent: Equivalent, mutant: str, lines: list[str]) -> bool:
-    """Whether a survivor is the listed equivalent: same function, same line before and after."""
-    return (
-        function_of(mutant) == equivalent.function
-        and lines
-        == [
-            equivalent.original.strip(),
-            equivalent.mutated.strip(),
-        ][: len(lines)]
-    )
+def listed_as(equivalent: Equivalent, mutant: str, lines: list[str]) -> str | None:
+    """The listed variant a survivor is (same function, same line before and after), or None."""
+    if function_of(mutant) != equivalent.function:
+        return None
+    original = equivalent.original.strip()
+    for mutated in equivalent.variants:
+        if lines == [original, mutated.strip()][: len(lines)]:
+            return mutated
+    return None
 
 
 def scratch_copy(module: Module, folder: Path) -> None:
@@ -158,6 +175,26 @@ def mutmut(folder: Path, *args: str) -> str:
     return result.stdout
 
 
+def killed_by_whole_selection(module: Module, folder: Path, mutant: str) -> bool:
+    """Apply the mutant to the scratch copy's source, run every selected test, undo it."""
+    sources = {path: (folder / path).read_text() for path in module.files}
+    mutmut(folder, "apply", mutant)
+    try:
+        command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
+                   "-p", "no:xdist", "-p", "no:randomly", *module.tests]  # fmt: skip
+        env = {**os.environ, "PYTHONPATH": str(folder / "src")}
+        try:
+            result = subprocess.run(
+                command, cwd=folder, env=env, capture_output=True, timeout=RECHECK_SECONDS
+            )
+        except subprocess.TimeoutExpired:
+            return True
+        return result.returncode not in (0, 5)
+    finally:
+        for path, text in sources.items():
+            (folder / path).write_text(text)
+
+
 def run_module(module: Module, children: int) -> Outcome:
     """Mutate one module in a scratch copy and collect every mutant's status."""
     started = time.monotonic()
@@ -170,6 +207,9 @@ def run_module(module: Module, children: int) -> Outcome:
             mutant, _, status = line.strip().rpartition(": ")
             if mutant:
                 statuses[mutant] = status
+        for mutant, status in statuses.items():
+            if status not in KILLED and killed_by_whole_selection(module, folder, mutant):
+                statuses[mutant] = "killed on re-check"
         diffs = {
             mutant: changed_lines(mutmut(folder, "show", mutant))
             for mutant, status in statuses.items()
@@ -178,8 +218,9 @@ def run_module(module: Module, children: int) -> Outcome:
     equivalent = {}
     for mutant, lines in diffs.items():
         for candidate in module.equivalent:
-            if matches(candidate, mutant, lines):
-                equivalent[mutant] = candidate
+            variant = listed_as(candidate, mutant, lines)
+            if variant is not None:
+                equivalent[mutant] = (candidate, variant)
     return Outcome(module, statuses, diffs, equivalent, time.monotonic() - started)
 
 
@@ -200,10 +241,11 @@ def report(outcome: Outcome) -> bool:
         for sign, line in zip("-+", lines, strict=False):
             print(f"      {sign} {line}")
     found = set(outcome.equivalent.values())
-    for stale in module.equivalent:
-        if stale not in found:
-            print(f"  listed as equivalent but not surviving (remove it): {stale.function}: "
-                  f"{stale.original!r} -> {stale.mutated!r}")  # fmt: skip
+    for listed in module.equivalent:
+        for mutated in listed.variants:
+            if (listed, mutated) not in found:
+                print(f"  listed as equivalent but not surviving (remove it): {listed.function}: "
+                      f"{listed.original!r} -> {mutated!r}")  # fmt: skip
     return ok
 
 
