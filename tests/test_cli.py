@@ -13,7 +13,9 @@ import pytest
 from click.testing import CliRunner
 
 from clientkeys import db, repository, store
+from clientkeys.app import create_app
 from clientkeys.cli import main
+from clientkeys.config import Settings
 from clientkeys.pytest_plugin import free_port
 from live import Database
 
@@ -111,6 +113,22 @@ def test_demo_creates_data_once_and_prints_a_working_curl(run, database: Databas
     assert "already present" in second.output
     assert rows(database, "SELECT count(*) FROM projects") == [(1,)]
     assert rows(database, "SELECT count(*) FROM tokens") == [(2,)]
+
+
+def test_the_demo_token_is_an_ordinary_token_of_the_demo_organization(  # type: ignore[no-untyped-def]
+    run, database: Database
+) -> None:
+    output = run("demo").output
+    token = output.split("Token (all project scopes, shown once): ")[1].split()[0]
+    assert run("org", "create", "other").exit_code == 0
+    assert run("project", "create", "elsewhere", "--org", "other").exit_code == 0
+    headers = {"Authorization": f"Bearer {token}"}
+    with create_app(Settings(database=database)).test_client() as client:
+        keys = client.get("/api/0/projects/demo/demo-project/keys/", headers=headers)
+        assert keys.status_code == 200 and "useCase" not in keys.json()[0]  # superusers see it
+        assert (
+            client.get("/api/0/projects/other/elsewhere/keys/", headers=headers).status_code == 403
+        )
 
 
 def test_init_db_is_idempotent(run) -> None:  # type: ignore[no-untyped-def]
