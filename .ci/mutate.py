@@ -57,6 +57,18 @@ class Equivalent:
         return (self.mutated,) if isinstance(self.mutated, str) else self.mutated
 
 
+SQL_CASE = Equivalent(
+    "*", "", (), "SQLite reads keywords, table and column names in any letter case"
+)
+"""The equivalents a module with `sql_case = true` takes without listing them: see sql_case."""
+_SQL_WORD = re.compile(
+    r"\b(SELECT|INSERT|UPDATE|DELETE|FROM|JOIN|WHERE|AND|ORDER BY|VALUES|ASC|DESC)\b"
+)
+_SQL_TEXT = re.compile(r"'[^']*'")
+_SELECTED = re.compile(r"\bselect\b(.*?)(\bfrom\b|$)", re.IGNORECASE)
+_ALIAS = re.compile(r"\bas\s+(\w+)", re.IGNORECASE)
+
+
 @dataclass
 class Module:
     """One module's mutation run: what to mutate, with which tests, and its floor."""
@@ -66,6 +78,7 @@ class Module:
     tests: list[str]
     floor: float
     equivalent: list[Equivalent] = field(default_factory=list)
+    sql_case: bool = False
 
 
 @dataclass
@@ -112,7 +125,14 @@ def load_modules(path: Path) -> list[Module]:
             for item in entry.get("equivalent", [])
         ]
         modules.append(
-            Module(name, entry["files"], entry["tests"], float(entry["floor"]), equivalents)
+            Module(
+                name,
+                entry["files"],
+                entry["tests"],
+                float(entry["floor"]),
+                equivalents,
+                sql_case=entry.get("sql_case", False),
+            )  # fmt: skip
         )
     return modules
 
@@ -143,6 +163,22 @@ def listed_as(equivalent: Equivalent, mutant: str, lines: list[str]) -> str | No
         if lines == [original, mutated.strip()][: len(lines)]:
             return mutated
     return None
+
+
+def sql_case(lines: list[str]) -> bool:
+    """Whether a mutant only changes the letter case of SQL keywords, tables or columns it
+    reads or writes: not of a quoted value ('user'), a selected column or an alias, which name
+    what comes back."""
+    if len(lines) != 2 or lines[0] == lines[1] or lines[0].lower() != lines[1].lower():
+        return False
+    before, after = lines
+    if not _SQL_WORD.search(before):
+        return False
+    if _SQL_TEXT.findall(before) != _SQL_TEXT.findall(after):
+        return False
+    selected = [m.group(1) if (m := _SELECTED.search(line)) else "" for line in lines]
+    as_upper = [re.sub(r"\bas\b", "AS", names, flags=re.IGNORECASE) for names in selected]
+    return as_upper[0] == as_upper[1] and _ALIAS.findall(before) == _ALIAS.findall(after)
 
 
 def scratch_copy(module: Module, folder: Path) -> None:
@@ -207,21 +243,30 @@ def run_module(module: Module, children: int) -> Outcome:
             mutant, _, status = line.strip().rpartition(": ")
             if mutant:
                 statuses[mutant] = status
-        for mutant, status in statuses.items():
-            if status not in KILLED and killed_by_whole_selection(module, folder, mutant):
-                statuses[mutant] = "killed on re-check"
         diffs = {
             mutant: changed_lines(mutmut(folder, "show", mutant))
             for mutant, status in statuses.items()
             if status not in KILLED
         }
-    equivalent = {}
+        equivalent = equivalents(module, diffs)
+        for mutant in list(diffs):
+            if mutant not in equivalent and killed_by_whole_selection(module, folder, mutant):
+                statuses[mutant] = "killed on re-check"
+                del diffs[mutant]
+    return Outcome(module, statuses, diffs, equivalent, time.monotonic() - started)
+
+
+def equivalents(module: Module, diffs: dict[str, list[str]]) -> dict[str, tuple[Equivalent, str]]:
+    """The survivors that are listed equivalents (or SQL letter case, where the module says)."""
+    found = {}
     for mutant, lines in diffs.items():
         for candidate in module.equivalent:
             variant = listed_as(candidate, mutant, lines)
             if variant is not None:
-                equivalent[mutant] = (candidate, variant)
-    return Outcome(module, statuses, diffs, equivalent, time.monotonic() - started)
+                found[mutant] = (candidate, variant)
+        if mutant not in found and module.sql_case and sql_case(lines):
+            found[mutant] = (SQL_CASE, lines[1])
+    return found
 
 
 def report(outcome: Outcome) -> bool:
@@ -241,6 +286,9 @@ def report(outcome: Outcome) -> bool:
         for sign, line in zip("-+", lines, strict=False):
             print(f"      {sign} {line}")
     found = set(outcome.equivalent.values())
+    by_rule = sum(listed is SQL_CASE for listed, _ in found)
+    if by_rule:
+        print(f"  {by_rule} equivalent by the SQL letter-case rule ({SQL_CASE.reason})")
     for listed in module.equivalent:
         for mutated in listed.variants:
             if (listed, mutated) not in found:
