@@ -15,7 +15,16 @@ from clientkeys import domain, repository
 from clientkeys.app import create_app
 from clientkeys.cli import main
 from clientkeys.config import Settings
-from conftest import HEX32, KEYS_URL, SEEDED_KEYS, Api, World, assert_error, dsn_urls
+from conftest import (
+    HEX32,
+    KEYS_URL,
+    NOT_FOUND,
+    SEEDED_KEYS,
+    Api,
+    World,
+    assert_error,
+    dsn_urls,
+)
 
 DSN_FIELDS = {
     "secret", "public", "csp", "security", "minidump", "nel", "unreal", "crons", "cdn",
@@ -51,6 +60,13 @@ def test_list_accepts_numeric_ids_for_organization_and_project(api: Api, world: 
     by_id = api.list(org=str(org_id), project=str(project_id))
     assert by_id.status_code == 200
     assert by_id.json() == api.list().json()
+
+
+@pytest.mark.parametrize("ref", [str(2**63 - 1), "9" * 19, "9" * 25])
+def test_a_numeric_organization_or_project_too_large_for_an_id_is_404(api: Api, ref: str) -> None:
+    # Ids are SQLite integers (at most 2**63 - 1); a longer number names nothing, never a 500.
+    assert_error(api.list(org=ref), 404, NOT_FOUND)
+    assert_error(api.list(project=ref), 404, NOT_FOUND)
 
 
 @pytest.mark.sentry(9)
