@@ -4,6 +4,7 @@ the store run on SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -53,7 +54,7 @@ def test_org_project_and_token_create(run, database: Database) -> None:  # type:
     result = run("token", "create", "--org", "acme", "--scopes", "project:read")
     assert result.exit_code == 0
     plain = result.output.splitlines()[0]
-    assert plain.startswith("sntrys_")
+    assert re.fullmatch(r"sntrys_[0-9a-f]{64}", plain)  # 256 random bits in Sentry's prefix
     with store.connect(database) as conn:
         assert repository.find_token(conn, plain)["scopes"] == "project:read"
     assert "acme" in run("org", "list").output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -143,6 +144,43 @@ def test_invalid_update_fields_are_400_and_save_nothing(
     before = api.row(key["id"])
     assert assert_error(api.put(key["id"], body), 400) == errors
     assert api.row(key["id"]) == before
+
+
+@pytest.mark.parametrize(
+    "limit",
+    [{"count": 5, "window": ""}, {"count": 5, "window": None}, {"count": None, "window": 5}],
+)
+def test_update_with_an_empty_rate_limit_field_clears_the_limit(
+    api: Api, limit: dict[str, object]
+) -> None:
+    # Sentry's test 17 empties `count`; an empty or null `window` clears the limit the same way.
+    key = api.new_key({"rateLimit": {"count": 1, "window": 60}})
+    response = api.put(key["id"], {"rateLimit": limit})
+    assert response.status_code == 200 and response.json()["rateLimit"] is None
+    row = api.row(key["id"])
+    assert (row["rate_limit_count"], row["rate_limit_window"]) == (None, None)
+
+
+def test_an_updated_rate_limit_with_a_zero_field_shows_as_no_limit(api: Api) -> None:
+    # Sentry stores what an update sends, and shows a limit only when both fields are non-zero.
+    key = api.new_key({"rateLimit": {"count": 1, "window": 60}})
+    response = api.put(key["id"], {"rateLimit": {"count": 10, "window": 0}})
+    assert response.status_code == 200 and response.json()["rateLimit"] is None
+    assert api.get(key["id"]).json()["rateLimit"] is None
+
+
+def test_changing_a_rate_limit_records_the_previous_one_in_the_audit_log(
+    api: Api, settings: Any
+) -> None:
+    key = api.new_key({"rateLimit": {"count": 1, "window": 60}})
+    api.put(key["id"], {"rateLimit": {"count": 5, "window": 300}})
+    api.put(key["id"], {"name": "same limit"})
+    result = CliRunner().invoke(main, ["audit", "--database", str(settings.database)])
+    edits = [json.loads(line.split("\t")[4]) for line in result.output.splitlines()
+             if key["id"] in line and "PROJECTKEY_EDIT" in line]  # fmt: skip
+    assert [(e["rate_limit_count"], e["rate_limit_window"]) for e in edits] == [(5, 300), (5, 300)]
+    assert (edits[0]["prev_rate_limit_count"], edits[0]["prev_rate_limit_window"]) == (1, 60)
+    assert "prev_rate_limit_count" not in edits[1]  # the limit did not change
 
 
 def test_update_with_null_loader_options_changes_nothing(api: Api) -> None:

@@ -6,6 +6,7 @@ import json
 import re
 import sqlite3
 import threading
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -67,6 +68,20 @@ def test_a_numeric_organization_or_project_too_large_for_an_id_is_404(api: Api, 
     # Ids are SQLite integers (at most 2**63 - 1); a longer number names nothing, never a 500.
     assert_error(api.list(org=ref), 404, NOT_FOUND)
     assert_error(api.list(project=ref), 404, NOT_FOUND)
+
+
+def test_date_created_is_utc_whatever_the_servers_time_zone(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TZ", "Asia/Kathmandu")  # UTC+05:45, no daylight saving
+    time.tzset()
+    try:
+        key = api.new_key()
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    created = datetime.strptime(key["dateCreated"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    assert abs((datetime.now(UTC) - created).total_seconds()) < 60
 
 
 @pytest.mark.sentry(9)
