@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from sqlite_utils import Database
 from clientkeys import fixtures, repository
 from clientkeys.app import create_app
 from clientkeys.config import Settings
+from clientkeys.logs import ACCESS_LOGGER
 from conftest import KEYS_URL as KEYS
 from conftest import SEEDED_KEYS, World, assert_error
 
@@ -151,3 +153,12 @@ def test_reset_clears_the_journal(controlled: Any, world: World) -> None:
 def test_controls_spec_is_served_beside_them(controlled: Any) -> None:
     spec = controlled.get("/__admin/openapi.json").json()
     assert set(spec["paths"]) == {"/reset", "/requests"}
+
+
+def test_access_records_of_the_test_controls_name_the_admin_token(
+    controlled: Any, world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger=ACCESS_LOGGER):
+        controlled.get("/__admin/requests", headers=ADMIN)
+    [record] = [r for r in caplog.records if r.name == ACCESS_LOGGER]
+    assert (record.status, record.token_id) == (200, "admin")  # type: ignore[attr-defined]
