@@ -115,6 +115,7 @@ def test_unknown_query_parameters_are_400(api: Api) -> None:
     [
         ("nul\x00byte", "Null characters are not allowed."),
         ("lone \ud800 surrogate", "Surrogate characters are not allowed: U+D800."),
+        ("last \udfff surrogate", "Surrogate characters are not allowed: U+DFFF."),
     ],
 )
 def test_names_sqlite_cannot_keep_are_400(api: Api, world: World, name: str, message: str) -> None:
