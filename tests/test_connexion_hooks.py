@@ -124,3 +124,13 @@ def test_the_noting_parameter_validator_names_each_rejected_parameter_and_its_va
         ("query", "cursor", "x"),
     ]
     assert noted[1][3] == "not a parameter of this operation"
+
+
+def test_a_stored_key_that_breaks_the_contract_is_a_500_and_never_sent(
+    api: Any, world: World
+) -> None:
+    # Response validation is on (as in `clientkeys serve`): a row written behind the API's back
+    # with a public key the spec's pattern refuses must not reach a client as a valid answer.
+    repository.insert_key(world.store, world.project["id"], domain.new_key(public="Z" * 32))
+    body = assert_error(api.list(), 500)
+    assert "does not conform" in body["detail"] and "Z" * 32 in body["detail"]
