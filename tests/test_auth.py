@@ -112,6 +112,25 @@ def test_the_token_lookup_runs_on_a_worker_thread_not_on_the_event_loop(
     assert where == ["worker thread"]
 
 
+@pytest.mark.parametrize("method", ["list", "create"])
+def test_a_token_is_looked_up_once_even_when_only_its_last_alternative_passes(
+    api: Api, monkeypatch: pytest.MonkeyPatch, method: str
+) -> None:
+    # The spec lists each scope as its own alternative ({read} | {write} | {admin}); a
+    # project:admin token fails the first ones, and they must not each look it up again.
+    lookups: list[str] = []
+    find_token = repository.find_token
+
+    def counting_find_token(*args: Any) -> Any:
+        lookups.append("lookup")
+        return find_token(*args)
+
+    monkeypatch.setattr(repository, "find_token", counting_find_token)
+    response = api.list(who="admin") if method == "list" else api.create({}, who="admin")
+    assert response.status_code in (200, 201)
+    assert lookups == ["lookup"]
+
+
 def test_a_token_is_matched_whole_never_by_a_prefix(api: Api, world: World) -> None:
     # Stored tokens are `sntrys_` + 64 hex characters; every one of these differs from a real
     # token only after its first 24 characters (or by being a part of it) and must be refused.
