@@ -225,8 +225,8 @@ def phases_run(report: str) -> dict[str, bool]:
 
 
 @pytest.mark.fuzz
-def test_check_runs_only_the_phases_asked_for(live_server: tuple[str, str]) -> None:
-    url, token = live_server
+def test_check_runs_only_the_phases_asked_for(live_server: tuple[str, str, str]) -> None:
+    url, token, _ = live_server
     result = run_check(url, token, "--phases", "examples")
     assert phases_run(result.stdout) == {
         "Examples": True, "Coverage": False, "Fuzzing": False, "Stateful": False,
