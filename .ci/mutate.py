@@ -312,8 +312,8 @@ def report(outcome: Outcome) -> bool:
     for listed in module.equivalent:
         for mutated in listed.variants:
             if (listed, mutated) not in found:
-                print(f"  listed as equivalent but not surviving (remove it): {listed.function}: "
-                      f"{listed.original!r} -> {mutated!r}")  # fmt: skip
+                print(f"  listed as equivalent, killed or timed out this run (check it): "
+                      f"{listed.function}: {listed.original!r} -> {mutated!r}")  # fmt: skip
     return ok
 
 
