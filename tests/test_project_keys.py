@@ -257,9 +257,11 @@ def test_an_explicit_key_that_exists_is_400_not_a_crash(api: Api, world: World, 
 def test_a_public_key_taken_while_the_create_waits_to_write_is_400_not_a_crash(
     api: Api, world: World, settings: Settings
 ) -> None:
-    # Another process stores a key with the same public key after this request checked it was
-    # free but before it could write (it holds the write lock meanwhile, then commits): the
-    # answer is the same field error as for a key taken earlier, and nothing is half-written.
+    # Another process stores a key with the same public key while this request waits for the
+    # write lock (it holds the lock meanwhile, then commits): the request's check, in its own
+    # write transaction, sees that key; the answer is the same field error as for a key taken
+    # earlier, and nothing is half-written. (test_repository's secret case is the same race
+    # below HTTP.)
     public = "c" * 32
     other = sqlite3.connect(settings.database, isolation_level=None, check_same_thread=False)
     key = domain.new_key(public=public)
