@@ -16,6 +16,12 @@ so each survivor is tried again here, applied to the scratch copy, on the module
 selection; one a test kills then counts as killed ("killed on re-check"). A module with
 `recheck = false` skips that (its score can then only be too low, never too high).
 
+A mutant whose tests run out of time counts as killed (mutmut's "timeout": a loop the tests
+would hang on). mutmut stops them after a CPU-time limit and after half of it in wall time,
+so on a busy machine a slow test can time out too: a timed-out mutant that is a listed
+equivalent is left out as one (never counted as killed), and the report names the functions
+of the others, to be tried again on a quiet machine when their number looks high.
+
     .venv/bin/python .ci/mutate.py [MODULE ...]     # default: every module in the file
 """
 
@@ -101,7 +107,10 @@ class Outcome:
 
     @property
     def killed(self) -> int:
-        return sum(status in KILLED for status in self.statuses.values())
+        return sum(
+            status in KILLED and name not in self.equivalent
+            for name, status in self.statuses.items()
+        )
 
     @property
     def score(self) -> float:
@@ -267,8 +276,15 @@ def run_module(module: Module, children: int) -> Outcome:
             if mutant:
                 statuses[mutant] = status
         unkilled = [mutant for mutant, status in statuses.items() if status not in KILLED]
-        diffs = {mutant: changed_lines(diff) for mutant, diff in show(folder, unkilled).items()}
+        timed_out = [mutant for mutant, status in statuses.items() if status == "timeout"]
+        diffs = {
+            mutant: changed_lines(diff)
+            for mutant, diff in show(folder, unkilled + timed_out).items()
+        }
         equivalent = equivalents(module, diffs)
+        for mutant in timed_out:
+            if mutant not in equivalent:
+                del diffs[mutant]
         for mutant in list(diffs) if module.recheck else []:
             if mutant not in equivalent and killed_by_whole_selection(module, folder, mutant):
                 statuses[mutant] = "killed on re-check"
@@ -305,6 +321,14 @@ def report(outcome: Outcome) -> bool:
         lines = outcome.diffs[mutant]
         for sign, line in zip("-+", lines, strict=False):
             print(f"      {sign} {line}")
+    timed_out = Counter(
+        function_of(name)
+        for name, status in outcome.statuses.items()
+        if status == "timeout" and name not in outcome.equivalent
+    )
+    if timed_out:
+        print(f"  timed out, counted as killed: {sum(timed_out.values())} "
+              f"({', '.join(f'{fn} {n}' for fn, n in sorted(timed_out.items()))})")  # fmt: skip
     found = set(outcome.equivalent.values())
     by_rule = sum(listed is SQL_CASE for listed, _ in found)
     if by_rule:
@@ -312,7 +336,7 @@ def report(outcome: Outcome) -> bool:
     for listed in module.equivalent:
         for mutated in listed.variants:
             if (listed, mutated) not in found:
-                print(f"  listed as equivalent, killed or timed out this run (check it): "
+                print(f"  listed as equivalent, killed this run (check it): "
                       f"{listed.function}: {listed.original!r} -> {mutated!r}")  # fmt: skip
     return ok
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from clientkeys import fixtures, repository
 from clientkeys.app import create_app
 from clientkeys.config import Settings
 from clientkeys.logs import ACCESS_LOGGER
+from conftest import ADMIN as ADMIN_SCOPE
 from conftest import KEYS_URL as KEYS
 from conftest import SEEDED_KEYS, World, assert_error
 
@@ -95,6 +97,46 @@ def test_reset_restores_what_the_fixtures_loaded(controlled_client: Any, store: 
     }
     assert controlled.get("/__admin/requests", headers=ADMIN).json() == {"requests": []}
     assert controlled.get(KEYS, headers=auth).json() == at_start  # same ids, keys, names
+
+
+def newest_key_id(client: Any, headers: dict[str, str]) -> int:
+    """The id of acme/web's newest key, as the first page's `previous` Link cursor names it."""
+    link = client.get(KEYS, headers=headers).headers["Link"]
+    match = re.search(r'rel="previous"; results="false"; cursor="([0-9]+):0:1"', link)
+    assert match is not None, link
+    return int(match[1])
+
+
+def test_after_a_reset_a_new_key_gets_the_id_it_got_after_the_start(
+    controlled: Any, world: World
+) -> None:
+    # A key deleted before the start state was saved keeps its id retired after a reset, so a
+    # cursor a client kept never names another key; the same steps give the same cursors.
+    headers = world.headers()
+    gone = controlled.post(KEYS, json={"name": "gone"}, headers=headers).json()
+    assert controlled.delete(f"{KEYS}{gone['id']}/", headers=headers).status_code == 204
+    repository.save_start_state(world.store)  # as `serve --admin-token` does at its start
+    controlled.post(KEYS, json={"name": "first"}, headers=headers)
+    after_start = newest_key_id(controlled, headers)
+
+    assert controlled.post("/__admin/reset", headers=ADMIN).status_code == 200
+    controlled.post(KEYS, json={"name": "again"}, headers=headers)
+
+    assert newest_key_id(controlled, headers) == after_start == SEEDED_KEYS + 2
+
+
+def test_a_start_without_any_key_resets_to_ids_from_one(
+    controlled_client: Any, store: Database
+) -> None:
+    # `serve --admin-token` on a new database, then `clientkeys project create` (a project
+    # comes with its Default key): after a reset, ids start at 1 as on the new database.
+    repository.insert_organization(store, "acme")
+    repository.save_start_state(store)
+    assert controlled_client.post("/__admin/reset", headers=ADMIN).status_code == 200
+    repository.insert_project(store, "acme", "web")
+    token, _ = repository.insert_token(store, "acme", [ADMIN_SCOPE])
+
+    assert newest_key_id(controlled_client, {"Authorization": f"Bearer {token}"}) == 1
 
 
 @pytest.mark.parametrize(
