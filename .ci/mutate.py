@@ -66,7 +66,7 @@ class Equivalent:
 
 
 SQL_CASE = Equivalent(
-    "*", "", (), "SQLite reads keywords, table and column names in any letter case"
+    "*", "", (), "SQLite and PostgreSQL read keywords and unquoted names in any letter case"
 )
 """The equivalents a module with `sql_case = true` takes without listing them: see sql_case."""
 _SQL_WORD = re.compile(
