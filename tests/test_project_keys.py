@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
-import threading
 import time
 from datetime import UTC, datetime
 
 import pytest
 from click.testing import CliRunner
 
-from clientkeys import domain, repository
 from clientkeys.app import create_app
 from clientkeys.cli import main
 from clientkeys.config import Settings
@@ -20,7 +17,6 @@ from conftest import (
     HEX32,
     KEYS_URL,
     NOT_FOUND,
-    SEEDED_KEYS,
     Api,
     World,
     assert_error,
@@ -252,37 +248,6 @@ def test_an_explicit_key_that_exists_is_400_not_a_crash(api: Api, world: World, 
     body = assert_error(api.create({field: "c" * 32}), 400)
     assert body == {field: [f"A client key with this {field} key already exists."]}
     assert world.key_count() == before
-
-
-def test_a_public_key_taken_while_the_create_waits_to_write_is_400_not_a_crash(
-    api: Api, world: World, settings: Settings
-) -> None:
-    # Another process stores a key with the same public key while this request waits for the
-    # write lock (it holds the lock meanwhile, then commits): the request's check, in its own
-    # write transaction, sees that key; the answer is the same field error as for a key taken
-    # earlier, and nothing is half-written. (test_repository's secret case is the same race
-    # below HTTP.)
-    public = "c" * 32
-    other = sqlite3.connect(settings.database, isolation_level=None, check_same_thread=False)
-    key = domain.new_key(public=public)
-    columns = ", ".join(["project_id", *key])
-    marks = ", ".join("?" for _ in range(len(key) + 1))
-    other.execute("BEGIN IMMEDIATE")
-    other.execute(
-        f"INSERT INTO keys ({columns}) VALUES ({marks})", [world.project["id"], *key.values()]
-    )
-    commit = threading.Timer(1.0, other.execute, ["COMMIT"])
-    commit.start()
-    try:
-        response = api.create({"public": public})
-    finally:
-        commit.join()
-        other.close()
-    assert_error(response, 400)
-    assert response.json() == {"public": ["A client key with this public key already exists."]}
-    assert world.key_count() == SEEDED_KEYS + 1
-    added = [e for e in repository.list_audit(world.store) if e["event"] == domain.KEY_ADDED]
-    assert added == []
 
 
 def test_unknown_fields_are_ignored(api: Api) -> None:
