@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from clientkeys import domain, repository
+from clientkeys import domain, repository, store
+from clientkeys.app import create_app
+from clientkeys.config import Settings
 from conftest import (
+    ADMIN,
     KEYS_URL,
     NO_CREDENTIALS,
     NO_PERMISSION,
@@ -163,3 +167,33 @@ def test_a_key_in_another_organizations_project_is_403_whether_it_exists_or_not(
         assert_error(api.put(key_id, {}, org="globex", project="api"), 403, NO_PERMISSION)
         assert_error(api.delete(key_id, org="globex", project="api"), 403, NO_PERMISSION)
     assert world.key_count() == SEEDED_KEYS + 1
+
+
+def test_a_failed_token_lookup_is_not_repeated_for_each_scope_alternative(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The database file is gone: the request's token lookup fails and the answer is a 503. The
+    # operation lists three scope alternatives; the request waits for the store once (on
+    # PostgreSQL that wait is up to --db-timeout), not once per alternative.
+    settings = Settings(database=tmp_path / "gone.db")
+    app = create_app(settings)
+    with store.connect(settings.database) as conn:
+        repository.insert_organization(conn, "acme")
+        repository.insert_project(conn, "acme", "web")
+        token, _ = repository.insert_token(conn, "acme", [ADMIN])
+    headers = {"Authorization": f"Bearer {token}"}
+    opened: list[object] = []
+    using = store.using
+
+    def counting_using(*args: Any) -> Any:
+        opened.append(args)
+        return using(*args)
+
+    monkeypatch.setattr(store, "using", counting_using)
+    with app.test_client() as client:
+        assert client.get(KEYS_URL, headers=headers).status_code == 200
+        opened.clear()
+        settings.database.unlink()
+        response = client.get(KEYS_URL, headers=headers)
+    assert_error(response, 503)
+    assert len(opened) == 1
