@@ -134,3 +134,68 @@ def test_a_stored_key_that_breaks_the_contract_is_a_500_and_never_sent(
     repository.insert_key(world.store, world.project["id"], domain.new_key(public="Z" * 32))
     body = assert_error(api.list(), 500)
     assert "does not conform" in body["detail"] and "Z" * 32 in body["detail"]
+
+
+def test_the_bridge_streams_an_answer_of_many_chunks_and_reads_a_large_body(
+    settings: Settings,
+) -> None:
+    """The one-hop bridge holds a one-chunk answer until the app returns; an answer of more
+    chunks reaches the server chunk by chunk while the app still runs, and a body larger than
+    what the bridge reads ahead reaches the app whole."""
+    size = connexion_hooks.PREREAD_BYTES * 3 + 7
+    app = create_app(settings.replace(max_body_bytes=size))
+    assert isinstance(app._middleware_app.asgi_app, connexion_hooks.OneHopBridge)
+    release = threading.Event()
+
+    def stream() -> Any:
+        yield b"first,"
+        yield b"second,"
+        assert release.wait(10), "nothing was sent before the app finished"
+        yield b"last"
+
+    def echo() -> Any:
+        from flask import request
+
+        return str(len(request.get_data())), 200
+
+    flask_app = app.app
+    flask_app.add_url_rule("/stream", "stream", lambda: flask_app.response_class(stream()))
+    flask_app.add_url_rule("/echo", "echo", echo, methods=["POST"])
+
+    async def call(method: str, path: str, chunks: list[bytes]) -> list[dict[str, Any]]:
+        sent: list[dict[str, Any]] = []
+        incoming = [
+            {"type": "http.request", "body": c, "more_body": i < len(chunks) - 1}
+            for i, c in enumerate(chunks)
+        ] or [{"type": "http.request", "body": b"", "more_body": False}]
+
+        async def receive() -> dict[str, Any]:
+            return incoming.pop(0) if incoming else {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+            if message["type"] == "http.response.body" and message.get("body"):
+                release.set()
+
+        length = str(sum(map(len, chunks))).encode()
+        scope = {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
+            "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
+            "root_path": "", "headers": [(b"host", b"testserver"), (b"content-length", length)],
+            "client": ("127.0.0.1", 1), "server": ("testserver", 80),
+        }  # fmt: skip
+        await app(scope, receive, send)
+        return sent
+
+    async def run() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        return (
+            await call("POST", "/echo", [b"x" * (size - 7), b"y" * 7]),
+            await call("GET", "/stream", []),
+        )
+
+    echoed, streamed = asyncio.run(run())
+    assert echoed[0]["status"] == 200
+    assert b"".join(m.get("body", b"") for m in echoed[1:]) == str(size).encode()
+    assert streamed[0]["status"] == 200
+    assert b"".join(m.get("body", b"") for m in streamed[1:]) == b"first,second,last"
+    assert not streamed[-1].get("more_body", False)

@@ -8,11 +8,14 @@ it in.
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from a2wsgi import WSGIMiddleware
+from a2wsgi.wsgi import Body, WSGIResponder, build_environ
 from connexion import FlaskApp
 from connexion.datastructures import MediaTypeDict
 from connexion.middleware import ConnexionMiddleware
@@ -33,21 +36,89 @@ HANDLER_THREAD_PREFIX = "clientkeys-handler"
 # Handler threads ------------------------------------------------------------------------------
 
 
-def limit_handler_threads(app: FlaskApp, threads: int) -> None:
-    """Run the Flask handlers on `threads` threads instead of a2wsgi's default 10.
+def bridge(app: FlaskApp, threads: int | None) -> None:
+    """Run the Flask handlers through `OneHopBridge` on `threads` threads (None: a2wsgi's 10).
 
     Relies on: FlaskApp keeping its ASGI-to-WSGI bridge at `app._middleware_app.asgi_app`, an
-    a2wsgi `WSGIMiddleware` that hands every request to the executor in its `executor`
-    attribute. Connexion does not expose the pool size. Measured in bench/: 2 threads per worker
-    give higher throughput and a p99 half that of 10 (the handlers are CPU-bound).
+    a2wsgi `WSGIMiddleware` with the Flask app in `app` (where `add_wsgi_middleware` wraps it)
+    and the executor every request goes to in `executor`. Connexion does not expose the pool
+    size. Measured in bench/: 2 threads per worker give higher throughput and a p99 half that
+    of 10 (the handlers are CPU-bound).
     """
-    bridge = app._middleware_app.asgi_app
-    if not isinstance(bridge, WSGIMiddleware):
-        raise TypeError(f"unexpected Flask bridge {type(bridge).__name__}")
-    bridge.executor.shutdown(wait=False)
-    bridge.executor = ThreadPoolExecutor(
-        max_workers=threads, thread_name_prefix=HANDLER_THREAD_PREFIX
-    )
+    old = app._middleware_app.asgi_app
+    if type(old) is not WSGIMiddleware:
+        raise TypeError(f"unexpected Flask bridge {type(old).__name__}")
+    new = OneHopBridge(old.app, send_queue_size=old.send_queue_size)
+    if threads is not None:
+        new.executor.shutdown(wait=False)
+        new.executor = ThreadPoolExecutor(
+            max_workers=threads, thread_name_prefix=HANDLER_THREAD_PREFIX
+        )
+    old.executor.shutdown(wait=False)
+    app._middleware_app.asgi_app = new
+
+
+class OneHopBridge(WSGIMiddleware):
+    """a2wsgi's bridge, answering in one hop: the handler thread hands the event loop the whole
+    answer when the app returns, instead of waiting on the loop for its start, its body and its
+    end (three round trips between the thread and the loop per request), and a request body of
+    up to `PREREAD_BYTES` is read on the loop before the thread starts (one more). An answer of
+    more than one chunk streams, each message sent before the app goes on, as a2wsgi does.
+
+    Relies on: a2wsgi's `WSGIResponder` calling `send(message)` on the handler thread for every
+    ASGI message of the answer, `start_response` storing `exc_info`, `wsgi(environ,
+    start_response)` running the app; its `Body` reading through `_receive_more_data()` into
+    `buffer` while `_has_more`; `build_environ(scope, body)`.
+    """
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await super().__call__(scope, receive, send)
+        responder = _OneHopResponder(self.app, self.executor, self.send_queue_size)
+        return await responder.answer(scope, receive, send)
+
+
+PREREAD_BYTES = 64 * 1024
+HELD_MESSAGES = 3
+"""The answer's start, one chunk of body and the end are held; a second chunk streams."""
+
+
+class _OneHopResponder(WSGIResponder):
+    held: list[dict[str, Any]] | None
+    asgi_send: Any  # a2wsgi's types for ASGI, not Starlette's
+
+    async def answer(self, scope: Any, receive: Any, send: Any) -> None:
+        self.held, self.asgi_send = [], send
+        body = Body(self.loop, receive)
+        headers = dict(scope["headers"])
+        if headers.get(b"content-length", b"0") != b"0" or b"transfer-encoding" in headers:
+            while body._has_more and len(body.buffer) < PREREAD_BYTES:
+                message = await receive()
+                body.buffer.extend(message.get("body", b""))
+                body._has_more = message.get("more_body", False)
+        environ = build_environ(scope, body)
+        context = contextvars.copy_context()
+        await self.loop.run_in_executor(
+            self.executor, context.run, self.wsgi, environ, self.start_response
+        )
+        if self.held:
+            start, *rest = self.held
+            await send(start)
+            await send({"type": "http.response.body", "body": b"".join(m["body"] for m in rest)})
+        if self.exc_info is not None:
+            raise self.exc_info[0].with_traceback(self.exc_info[1], self.exc_info[2])
+
+    def send(self, message: Any) -> None:
+        """On the handler thread: hold the message, or (streaming) send it and wait."""
+        if self.held is not None:
+            self.held.append(message)
+            if len(self.held) <= HELD_MESSAGES:
+                return
+            messages, self.held = self.held, None
+        else:
+            messages = [message]
+        for each in messages:
+            asyncio.run_coroutine_threadsafe(self.asgi_send(each), self.loop).result()
 
 
 # Middleware stack -------------------------------------------------------------------------------

@@ -87,8 +87,7 @@ def build_app(
             security_map={"bearer": security},
             swagger_ui_options=SwaggerUIOptions(serve_spec=own_endpoints, swagger_ui=False),
         )
-    if threads is not None:
-        connexion_hooks.limit_handler_threads(app, threads)
+    connexion_hooks.bridge(app, threads)
     routes = openapi.routes_of(api.spec for api in apis)
     rendering.install(app, routes)
     # Outermost first: each later middleware at this position sits inside the earlier ones.
