@@ -48,28 +48,40 @@ class AccessMiddleware:
         scope[exchange.SCOPE_KEY] = this
         token = exchange.current.set(this)
         header = (REQUEST_ID_HEADER, this.request_id.encode("ascii"))
+        counted = False
 
         async def send_with_id(message: Message) -> None:
+            nonlocal counted
             if message["type"] == "http.response.start":
                 this.status = message["status"]
                 message["headers"] = [*message.get("headers", ()), header]
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                # Counted before the last byte leaves: a scrape made after a client has its
+                # answer (by this worker or another) already counts it.
+                counted = True
+                self._count(this, time.perf_counter() - started)
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            self._done(this, scope, time.perf_counter() - started)
+            seconds = time.perf_counter() - started
+            if not counted:
+                self._count(this, seconds)
+            self._log(this, scope, seconds)
             exchange.current.reset(token)
 
-    def _done(self, this: Exchange, scope: Scope, seconds: float) -> None:
+    def _count(self, this: Exchange, seconds: float) -> None:
         if self.record_metrics and not this.ops:
             metrics.observe_request(this.operation_id, this.status, seconds, this.validation_failed)
+
+    def _log(self, this: Exchange, scope: Scope, seconds: float) -> None:
         if logger.isEnabledFor(logging.INFO):
             client = scope.get("client")
-            _log(this, f"{client[0]}:{client[1]}" if client else "-", seconds * 1000)
+            _log_line(this, f"{client[0]}:{client[1]}" if client else "-", seconds * 1000)
 
 
-def _log(this: Exchange, client: str, duration_ms: float) -> None:
+def _log_line(this: Exchange, client: str, duration_ms: float) -> None:
     message = f'{client} - "{this.method} {this.path}" {this.status} {duration_ms:.1f} ms'
     if this.operation_id:
         message += f" ({this.operation_id})"
