@@ -31,7 +31,8 @@ def request_id(scope: Scope) -> str:
 
 class AccessMiddleware:
     """Gives every HTTP request an `Exchange` (see `exchange.py`), answers with its
-    `X-Request-ID`, and logs it (and counts it, with `record_metrics`) once answered."""
+    `X-Request-ID`, counts it (with `record_metrics`) as its last byte is sent, and logs it once
+    answered."""
 
     def __init__(self, app: ASGIApp, record_metrics: bool = False) -> None:
         self.app = app
