@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 
-from run import Result, median, wrk
+from run import Result, median, script, wrk
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the test suite's PostgreSQL starter
@@ -126,15 +126,6 @@ def logged_errors(folder: Path) -> int:
     )
 
 
-def lua(folder: Path, method: str, body: str | None) -> Path:
-    path = folder / f"{method.lower()}.lua"
-    lines = [f'wrk.method = "{method}"', f'wrk.headers["Authorization"] = "Bearer {TOKEN}"']
-    if body is not None:
-        lines += [f"wrk.body = '{body}'", 'wrk.headers["Content-Type"] = "application/json"']
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
 def measure(group: list[Node], path: str, connections: int, script: Path) -> Result:
     """wrk against every node of `group` at once, the connections split between them: req/s
     and requests summed, the worst p50 and p99."""
@@ -184,7 +175,10 @@ def main() -> None:
             "PostgreSQL, 1 node": stack.enter_context(nodes(one, 1, folder)),
             f"PostgreSQL, {NODES} nodes": stack.enter_context(nodes(many, NODES, folder)),
         }
-        scripts = {method: lua(folder, method, body) for _, _, method, body in SCENARIOS}
+        scripts = {
+            method: script(folder, method.lower(), method, body, TOKEN)
+            for _, _, method, body in SCENARIOS
+        }
         for group in groups.values():  # warm up every worker and pool
             measure(group, SCENARIOS[0][1], 16, scripts["GET"])
         runs: dict[tuple[str, int, str], list[Result]] = {}

@@ -280,9 +280,11 @@ def wrk(url: str, connections: int, seconds: int, script: Path) -> Result:
     )
 
 
-def script(folder: Path, name: str, method: str = "GET", body: str | None = None) -> Path:
+def script(
+    folder: Path, name: str, method: str = "GET", body: str | None = None, token: str = TOKEN
+) -> Path:
     path = folder / f"{name}.lua"
-    lines = [f'wrk.method = "{method}"', f'wrk.headers["Authorization"] = "Bearer {TOKEN}"']
+    lines = [f'wrk.method = "{method}"', f'wrk.headers["Authorization"] = "Bearer {token}"']
     if body is not None:
         lines += [f"wrk.body = '{body}'", 'wrk.headers["Content-Type"] = "application/json"']
     path.write_text("\n".join(lines) + "\n")
