@@ -45,7 +45,7 @@ ANSWERS = import sys, urllib.request as u; u.urlopen(u.Request(sys.argv[1], \
 	headers={"Authorization": "Bearer " + sys.argv[2]}), timeout=1)
 contract: install ## Serve tests/data/ci.yaml on a free port, check that server, write reports/junit.xml
 	rm -f reports/contract.db reports/contract.db-wal reports/contract.db-shm && mkdir -p reports
-	@port=$$($(BIN)/python -c 'from clientkeys.pytest_plugin import free_port; print(free_port())'); \
+	@port=$$($(BIN)/python -c 'from clientkeys.testing.plugin import free_port; print(free_port())'); \
 	mark=$$($(BIN)/python -c 'import secrets; print(secrets.token_hex(16))'); \
 	$(BIN)/clientkeys serve --port $$port --workers 1 --database reports/contract.db \
 	    --fixtures tests/data/ci.yaml --admin-token $$mark --log-level warning \

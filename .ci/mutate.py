@@ -151,7 +151,7 @@ def load_modules(path: Path) -> list[Module]:
 
 
 def function_of(mutant: str) -> str:
-    """`clientkeys.pagination.x_fetch_page__mutmut_3` -> `fetch_page` (`Cursor.__str__`)."""
+    """`clientkeys.core.pagination.x_fetch_page__mutmut_3` -> `fetch_page` (`Cursor.__str__`)."""
     match = _NAME.match(mutant)
     if match is None:
         return mutant

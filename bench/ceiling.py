@@ -25,9 +25,12 @@ from urllib.parse import parse_qsl
 
 import orjson
 
-from clientkeys import auth, db, domain, pagination, repository
-from clientkeys.errors import ClientKeysError, NotAuthenticated, PermissionDenied
-from clientkeys.serializers import KeyContext, serialize_key
+from clientkeys.core import domain, pagination, sentry
+from clientkeys.core.errors import ClientKeysError, NotAuthenticated, PermissionDenied
+from clientkeys.core.serializers import KeyContext, serialize_key
+from clientkeys.server import auth
+from clientkeys.store import repository
+from clientkeys.store import sqlite as db
 
 ROUTE = re.compile(r"/api/0/projects/(?P<organization>[^/]+)/(?P<project>[^/]+)/keys/")
 READ = frozenset({"project:read", "project:write", "project:admin"})
@@ -127,9 +130,9 @@ def create_app() -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
             return answer(start, 404, {"detail": "The requested resource does not exist"}, [])
         method, base = environ["REQUEST_METHOD"], f"http://{environ['HTTP_HOST']}"
         try:
-            info = work.token(auth.token_from_header(environ.get("HTTP_AUTHORIZATION")))
+            info = work.token(sentry.token_from_header(environ.get("HTTP_AUTHORIZATION")))
             if info is None:
-                raise NotAuthenticated(auth.INVALID)
+                raise NotAuthenticated(sentry.INVALID)
             organization, project = route["organization"], route["project"]
             if method == "GET":
                 query = parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True)

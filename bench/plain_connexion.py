@@ -19,9 +19,9 @@ from ceiling import Work
 from connexion import FlaskApp, request
 from connexion.resolver import Resolver
 
-from clientkeys import openapi
-from clientkeys.errors import ClientKeysError, NotAuthenticated
-from clientkeys.resolver import handler_name
+from clientkeys.core.errors import ClientKeysError, NotAuthenticated
+from clientkeys.openapi import specs as openapi
+from clientkeys.server.resolver import handler_name
 
 SPEC = Path(__file__).resolve().parents[1] / "spec" / openapi.SPEC_FILE
 work = Work(os.environ.get("CLIENTKEYS_DATABASE", "clientkeys.db"))

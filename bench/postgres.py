@@ -37,8 +37,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the test suite's PostgreSQL starter
 
 import pg  # noqa: E402
-from clientkeys import domain, repository, store  # noqa: E402
-from clientkeys.pytest_plugin import free_port  # noqa: E402
+from clientkeys.core import domain  # noqa: E402
+from clientkeys.store import backend as store  # noqa: E402
+from clientkeys.store import repository  # noqa: E402
+from clientkeys.testing.plugin import free_port  # noqa: E402
 
 BIN = Path(sys.executable).parent
 SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))

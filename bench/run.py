@@ -37,7 +37,9 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from clientkeys import db, domain, repository
+from clientkeys.core import domain
+from clientkeys.store import repository
+from clientkeys.store import sqlite as db
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

@@ -20,10 +20,12 @@ import uvicorn
 from connexion.middleware import MiddlewarePosition
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from clientkeys import db, domain, repository
-from clientkeys.app import create_app
 from clientkeys.config import Settings
-from clientkeys.pytest_plugin import free_port, serving
+from clientkeys.core import domain
+from clientkeys.server.app import create_app
+from clientkeys.store import repository
+from clientkeys.store import sqlite as db
+from clientkeys.testing.plugin import free_port, serving
 
 ORG, PROJECT = "contract", "keys"
 

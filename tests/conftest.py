@@ -21,11 +21,12 @@ import pytest
 from sqlite_utils import Database
 
 import pg
-from clientkeys import db, repository
-from clientkeys import store as storage
-from clientkeys.app import create_app
 from clientkeys.config import Settings, is_postgres
-from clientkeys.store import Connection
+from clientkeys.server.app import create_app
+from clientkeys.store import backend as storage
+from clientkeys.store import repository
+from clientkeys.store import sqlite as db
+from clientkeys.store.backend import Connection
 
 # tests/plugin_usage/ is another team's suite: test_pytest_plugin.py runs it in its own pytest.
 collect_ignore = ["plugin_usage"]

@@ -30,12 +30,12 @@ from openapi_schema_validator import OAS30Validator, OAS31Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4, DRAFT202012
 
-from clientkeys.mocking.document import Document, escape
-from clientkeys.mocking.generate import Generator
-from clientkeys.mocking.operations import Index, Operation
-from clientkeys.mocking.requests import is_json
-from clientkeys.mocking.responses import INVALID, valid_value
-from clientkeys.mocking.schemas import Schemas
+from clientkeys.openapi.document import Document, escape
+from clientkeys.openapi.generate import Generator
+from clientkeys.openapi.operations import Index, Operation
+from clientkeys.openapi.requests import is_json
+from clientkeys.openapi.responses import INVALID, valid_value
+from clientkeys.openapi.schemas import Schemas
 
 CORPUS = Path(__file__).parent / "data" / "corpus"
 MANIFEST = CORPUS / "manifest.json"

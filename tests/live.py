@@ -22,8 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from clientkeys import db, repository, store
-from clientkeys.pytest_plugin import free_port
+from clientkeys.store import backend as store
+from clientkeys.store import repository
+from clientkeys.store import sqlite as db
+from clientkeys.testing.plugin import free_port
 
 ORG, PROJECT = "acme", "web"
 KEYS = f"/api/0/projects/{ORG}/{PROJECT}/keys/"

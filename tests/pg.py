@@ -20,8 +20,8 @@ from pathlib import Path
 
 import psycopg
 
-from clientkeys import postgres
-from clientkeys.pytest_plugin import free_port
+from clientkeys.store import postgres
+from clientkeys.testing.plugin import free_port
 
 SETTINGS = {
     # A throwaway server: no fsync (its files go with the folder), room for many test pools.

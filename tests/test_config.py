@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from clientkeys import db
 from clientkeys.config import DURABILITIES, Settings, SettingsError, is_postgres, redacted
+from clientkeys.store import sqlite as db
 
 
 def test_defaults_need_nothing() -> None:

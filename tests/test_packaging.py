@@ -18,7 +18,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from clientkeys.cli import main
-from clientkeys.pytest_plugin import free_port
+from clientkeys.testing.plugin import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

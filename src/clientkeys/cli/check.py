@@ -1,0 +1,170 @@
+"""The `check` command: prove that a running server keeps the contract."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from clientkeys.check import contract
+from clientkeys.check.contract import PHASES, REQUIREMENTS
+from clientkeys.cli.options import (
+    load_settings,
+    require_extra,
+)
+from clientkeys.config import (
+    PREFIX,
+)
+
+
+@click.command()
+@click.argument("base_url")
+@click.option(
+    "--token",
+    required=True,
+    envvar=f"{PREFIX}CHECK_TOKEN",
+    help=f"A token with every project scope. [env: {PREFIX}CHECK_TOKEN]",
+)
+@click.option("--org", "organization", required=True, help="An organization slug on the server.")
+@click.option("--project", required=True, help="A project slug of that organization.")
+@click.option(
+    "--forbidden-token",
+    default=None,
+    envvar=f"{PREFIX}CHECK_FORBIDDEN_TOKEN",
+    help="A valid token the server must refuse with 403 on ORG (one of another organization, "
+    f"or without project scopes), to reach the documented 403s. [env: {PREFIX}"
+    "CHECK_FORBIDDEN_TOKEN]",
+)
+@click.option(
+    "--max-examples",
+    default=50,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Test cases per operation and phase.",
+)
+@click.option(
+    "--phases",
+    default=",".join(PHASES),
+    show_default=True,
+    help="Comma-separated Schemathesis phases.",
+)
+@click.option(
+    "--require",
+    "requirements",
+    default="",
+    metavar="GOAL[,GOAL]",
+    help=f"Exit 2 unless every operation answered each documented status of a kind "
+    f"({', '.join(REQUIREMENTS)}) or a given status (e.g. 415) at least once. One documented "
+    "2xx per operation is always required.",
+)
+@click.option(
+    "--junit-xml",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write a JUnit XML report: one test case per operation and check.",
+)
+@click.option(
+    "--har",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write every request and response as a HAR log.",
+)
+@click.option(
+    "--vcr",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write every request and response as a VCR cassette (YAML).",
+)
+@click.option("--seed", type=int, default=None, help="Random seed, to replay a run.")
+@click.option(
+    "--spec",
+    "spec_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The contract to check. [default: clientkeys' own spec]",
+)
+@click.option(
+    "--wait",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Seconds to wait for the server to accept connections.",
+)
+def check(
+    wait: float,
+    base_url: str,
+    token: str,
+    organization: str,
+    project: str,
+    forbidden_token: str | None,
+    max_examples: int,
+    phases: str,
+    requirements: str,
+    junit_xml: Path | None,
+    har: Path | None,
+    vcr: Path | None,
+    seed: int | None,
+    spec_file: Path | None,
+) -> None:
+    """Check that the server at BASE_URL keeps the contract (Schemathesis, all checks).
+
+    Runs the examples, coverage, fuzzing and stateful phases with every check against any
+    server that claims to implement this API, then prints a coverage summary. The token needs
+    project:read, project:write and project:admin on ORG. Nothing is written into the working
+    directory unless asked.
+
+    \b
+    Exit status:
+      0  the server was really exercised and kept the contract
+      1  it breaks the contract (the report says where, with curl commands)
+      2  it could not really be tested: unreachable, token rejected, organization or
+         project not found, an operation never answered a documented 2xx, or a
+         --require goal not reached (the last line says which)
+    """
+    require_extra("check", "schemathesis", "aiohttp")
+    from clientkeys.check import junit
+
+    options = contract.Options(
+        max_examples=max_examples,
+        phases=_choices(phases, PHASES, "--phases"),
+        seed=seed,
+        requirements=_requirements(requirements),
+        forbidden_token=forbidden_token,
+        junit=junit_xml,
+        har=har,
+        vcr=vcr,
+    )
+    spec_file = spec_file or load_settings().spec_dir / "openapi.json"
+    click.echo(f"Checking {base_url} against {spec_file} ({', '.join(options.phases)})", err=True)
+    outcome = contract.check(spec_file, base_url, token, organization, project, options,
+                             echo=click.echo, wait=wait)  # fmt: skip
+    if outcome.seen.statuses:
+        click.echo("\n".join(["", *contract.summary(outcome.seen)]))
+    if outcome.seen.findings:
+        click.echo("\n".join(["", "Contract violations:", *contract.findings_report(outcome.seen)]))
+    if junit_xml is not None:
+        junit.write(outcome, junit_xml, options.requirements)
+        click.echo(f"JUnit XML report: {junit_xml}", err=True)
+    verdict = outcome.verdict
+    headline = {
+        contract.OK: f"{base_url} keeps the contract",
+        contract.BROKEN: f"{base_url} BREAKS the contract",
+    }.get(verdict.code, f"could not really test {base_url}")
+    click.echo(f"clientkeys check: {headline}: {verdict.cause}", err=True)
+    raise SystemExit(verdict.code)
+
+
+def _choices(value: str, allowed: tuple[str, ...], option: str) -> list[str]:
+    """A comma-separated option value as a list, each item one of `allowed`."""
+    chosen = [item.strip() for item in value.split(",") if item.strip()]
+    unknown = sorted(set(chosen) - set(allowed))
+    if unknown or not chosen:
+        raise click.BadParameter(f"choose from {', '.join(allowed)}", param_hint=option)
+    return chosen
+
+
+def _requirements(value: str) -> list[str]:
+    try:
+        return contract.parse_requirements(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--require") from None

@@ -1,0 +1,109 @@
+"""The `proxy` command: check a client against a description, in front of its server."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from clientkeys.cli.options import (
+    HttpUrl,
+    load_settings,
+    require_extra,
+)
+from clientkeys.config import (
+    PREFIX,
+)
+
+
+@click.command(context_settings={"allow_interspersed_args": False})
+@click.option(
+    "--upstream",
+    required=True,
+    type=HttpUrl(),
+    envvar=f"{PREFIX}PROXY_UPSTREAM",
+    help=f"The server to forward to, e.g. https://sentry.io. [env: {PREFIX}PROXY_UPSTREAM]",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
+@click.option(
+    "--port", "-p", default=8001, show_default=True, type=int, help="Port to bind; 0 picks one."
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["report", "enforce"]),
+    default="report",
+    show_default=True,
+    help="report: forward everything, record violations. enforce: answer a request that breaks "
+    "the contract with the error a validating clientkeys gives, without forwarding it.",
+)
+@click.option(
+    "--spec",
+    "spec_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The contract. [default: clientkeys' own spec]",
+)
+@click.option(
+    "--rewrite-urls",
+    is_flag=True,
+    help="Replace the upstream's origin with the proxy's in Link headers and response bodies "
+    "(pagination and DSN URLs on the upstream's host then lead back to the proxy).",
+)
+@click.option(
+    "--log",
+    "log_file",
+    type=click.File("w"),
+    default=None,
+    help="Write each violation to this file, as one JSON line. [default: stderr]",
+)
+@click.option(
+    "--log-level",
+    default="warning",
+    show_default=True,
+    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+)
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+def proxy(
+    upstream: str,
+    host: str,
+    port: int,
+    mode: str,
+    spec_file: Path | None,
+    rewrite_urls: bool,
+    log_file: Any,
+    log_level: str,
+    command: tuple[str, ...],
+) -> None:
+    """Forward every request to UPSTREAM and check both directions against the contract.
+
+    Requests are checked as a validating clientkeys checks them (bearer credentials,
+    parameters, body); the upstream's answers against the documented statuses, headers and
+    schemas. Each violation is logged as a JSON line (operation, rule, where, offending value)
+    and listed at GET /__proxy/violations (DELETE empties the list). On shutdown a summary is
+    printed; the exit status is 1 when any violation was seen.
+
+    With a COMMAND after `--` (e.g. `-- pytest tests/`), the proxy runs it with
+    CLIENTKEYS_PROXY_URL set, then stops, prints the summary and exits with the command's
+    status, or 1 if it passed but there were violations.
+    """
+    require_extra("proxy", "aiohttp")
+    import asyncio
+
+    from clientkeys.openapi.conformance import Ledger
+    from clientkeys.proxy.app import create_proxy_app, exit_status, run
+
+    settings = load_settings()
+    ledger = Ledger(log_file or sys.stderr)
+    app = create_proxy_app(spec_file or settings.spec_dir / "openapi.json", upstream,
+                           ledger=ledger, mode=mode, rewrite_urls=rewrite_urls,
+                           max_body_bytes=settings.max_body_bytes)  # fmt: skip
+
+    def announce(url: str) -> None:
+        click.echo(f"clientkeys proxy: {url} -> {upstream} ({mode} mode); "
+                   f"violations at {url}/__proxy/violations", err=True)  # fmt: skip
+
+    status = asyncio.run(run(app, host, port, command, announce, log_level))
+    click.echo("\n".join(ledger.summary()), err=True)
+    raise SystemExit(exit_status(status, ledger))

@@ -1,0 +1,115 @@
+"""Sentry's wording: the messages its API answers bad input with, as public functions.
+
+Serve (`server.validation`, `server.auth`), the mock and the proxy's enforce mode of our own
+spec (`openapi.sentry`) all speak through this module, so one bad request reads the same
+whichever tool refuses it. Pure: jsonschema's errors in, strings and field-error dicts out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from jsonschema import ValidationError
+
+from clientkeys.core.errors import NotAuthenticated
+
+NO_TOKEN = "Invalid token header. No credentials provided."
+SPACES = "Invalid token header. Token string should not contain spaces."
+INVALID = "Invalid token"
+
+_PY_TYPES = {
+    "string": "Not a valid string.",
+    "integer": "A valid integer is required.",
+    "boolean": "Must be a valid boolean.",
+    "number": "A valid number is required.",
+}
+
+
+def field_errors(pairs: Iterable[tuple[tuple[str, ...], str]]) -> dict[str, Any]:
+    """Fold `(path, message)` pairs into Sentry's nested field-error dict."""
+    errors: dict[str, Any] = {}
+    for path, message in pairs:
+        if len(path) <= 1:
+            messages = errors.setdefault(path[0] if path else "non_field_errors", [])
+        else:
+            nested = errors.setdefault(path[0], {})
+            if isinstance(nested, list):  # the field already failed as a whole
+                continue
+            messages = nested.setdefault(path[1], [])
+        if message not in messages:
+            messages.append(message)
+    return errors
+
+
+def expected_dict(instance: Any) -> str:
+    return f"Invalid data. Expected a dictionary, but got {type(instance).__name__}."
+
+
+def messages(error: ValidationError) -> Iterator[tuple[tuple[str, ...], str]]:
+    """Sentry's (DRF's) wording for one JSON Schema failure, with the field path it names."""
+    path = tuple(str(p) for p in error.absolute_path)
+    keyword, value, instance = error.validator, error.validator_value, error.instance
+    if keyword == "anyOf" and error.context:
+        # The first alternative is the real type ("" is only an alias for null there).
+        first = [e for e in error.context if e.schema_path and e.schema_path[0] == 0]
+        for sub in first or error.context[:1]:
+            yield from messages(sub)
+        return
+    if keyword == "type" and instance is None:
+        yield path, "This field may not be null."
+    elif keyword == "type" and value == "object":
+        yield (*path, "non_field_errors"), expected_dict(instance)
+    elif keyword == "type":
+        yield path, _PY_TYPES.get(str(value), f"Expected {value}.")
+    elif keyword == "maxLength":
+        yield path, f"Ensure this field has no more than {value} characters."
+    elif keyword == "minimum":
+        yield path, f"Ensure this value is greater than or equal to {value}."
+    elif keyword == "maximum":
+        yield path, f"Ensure this value is less than or equal to {value}."
+    elif keyword == "enum":
+        yield path, f'"{instance}" is not a valid choice.'
+    elif keyword == "required":
+        yield (*path, _missing(error)), "This field is required."
+    elif keyword == "pattern" and isinstance(instance, str) and "\x00" in instance:
+        yield path, "Null characters are not allowed."
+    elif keyword == "pattern":
+        yield path, "This value does not match the required pattern."
+    else:
+        yield path, error.message
+
+
+def _missing(error: ValidationError) -> str:
+    """The property a `required` failure names."""
+    required = error.validator_value
+    present = error.instance if isinstance(error.instance, dict) else {}
+    return next((str(name) for name in required if name not in present), str(required[0]))
+
+
+def odd_characters(body: dict[str, Any], stored: Any) -> Iterator[tuple[tuple[str, ...], str]]:
+    """Strings that would be stored but SQLite and Sentry refuse: NUL bytes and lone
+    surrogates (from `\\ud800` escapes). Fields the schema does not name are never stored."""
+    for name in stored:
+        value = body.get(name)
+        if not isinstance(value, str):
+            continue
+        if "\x00" in value:
+            yield (name,), "Null characters are not allowed."
+        surrogate = next((c for c in value if "\ud800" <= c <= "\udfff"), None)
+        if surrogate is not None:
+            yield (name,), f"Surrogate characters are not allowed: U+{ord(surrogate):X}."
+
+
+def token_from_header(authorization: str | None) -> str:
+    """The token of an `Authorization: Bearer <token>` header, or Sentry's 401."""
+    if not authorization:
+        raise NotAuthenticated()
+    parts = authorization.split()
+    if not parts or parts[0].lower() != "bearer":
+        raise NotAuthenticated()
+    if len(parts) == 1:
+        raise NotAuthenticated(NO_TOKEN)
+    if len(parts) > 2:
+        raise NotAuthenticated(SPACES)
+    return parts[1]

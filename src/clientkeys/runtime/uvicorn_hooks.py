@@ -1,0 +1,108 @@
+"""Every place clientkeys leans on uvicorn's internals, and nowhere else: the HTTP protocol.
+
+Tested with uvicorn 0.54 and httptools 0.9; `tests/test_http_edges.py` fails when an upgrade
+changes what this relies on. uvicorn's httptools protocol reads a request head of any size (a
+header value grows inside httptools until it ends: eight 64 MB headers took a worker past
+400 MB) and answers its own errors in text/plain. This subclass refuses a request target over
+`MAX_TARGET_BYTES` (414) and header fields over `MAX_HEADER_BYTES` or `MAX_HEADERS` (431)
+while they arrive, before the application (and authentication) sees anything, and answers
+those and uvicorn's own 400 in the spec's JSON error shape.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from clientkeys.core.errors import (
+    MAX_HEADER_BYTES,
+    MAX_HEADERS,
+    MAX_TARGET_BYTES,
+    BadRequest,
+    ClientKeysError,
+    HeaderFieldsTooLarge,
+    UriTooLong,
+)
+from clientkeys.openapi import compiled
+from clientkeys.runtime.guards import SECURITY_HEADERS
+
+MAX_FIELD_BYTES = MAX_HEADER_BYTES + 64
+"""httptools keeps a header field to itself until it ends: a field still unfinished after
+this many bytes (more than any field within the limits) is refused before it holds more."""
+
+
+class LimitedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with limits on the request head and JSON errors.
+
+    Relies on: `HttpToolsProtocol` feeding each chunk to `self.parser` in `data_received`,
+    calling `send_400_response(msg)` when the parser raises (a callback's exception included),
+    and the parser callbacks `on_message_begin`, `on_url` (URL pieces, accumulated in
+    `self.url`), `on_header` (one whole field, appended to `self.headers`) and
+    `on_headers_complete`, with `self.server_state.default_headers` and `self.transport`.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._refusal: ClientKeysError | None = None
+        self._in_head = False
+        self._header_bytes = 0
+        self._progress = False
+        self._unparsed = 0
+        """Bytes fed since the parser last reported a piece of the head (an undercount by at
+        most one chunk): what httptools may be holding of an unfinished field."""
+
+    def data_received(self, data: bytes) -> None:
+        self._progress = False
+        super().data_received(data)
+        if self._in_head and not self._progress and not self.transport.is_closing():
+            self._unparsed += len(data)
+            if self._unparsed > MAX_FIELD_BYTES:
+                self._refuse(HeaderFieldsTooLarge())
+
+    def _advance(self) -> None:
+        self._progress, self._unparsed = True, 0
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_head, self._header_bytes = True, 0
+        self._advance()
+
+    def on_url(self, url: bytes) -> None:
+        self._advance()
+        if len(self.url) + len(url) > MAX_TARGET_BYTES:
+            self._refusal = UriTooLong()
+            raise self._refusal
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._advance()
+        self._header_bytes += len(name) + len(value)
+        if self._header_bytes > MAX_HEADER_BYTES or len(self.headers) >= MAX_HEADERS:
+            self._refusal = HeaderFieldsTooLarge()
+            raise self._refusal
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        super().on_headers_complete()
+
+    def send_400_response(self, msg: str) -> None:
+        refusal, self._refusal = self._refusal, None
+        self._refuse(refusal or BadRequest(msg))
+
+    def _refuse(self, error: ClientKeysError) -> None:
+        """Answer `error` in JSON and close the connection: the rest of the request is unread."""
+        body = compiled.dumps(error.body())
+        head = [STATUS_LINE[error.status]]
+        headers = [
+            *self.server_state.default_headers,
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            *SECURITY_HEADERS,
+            (b"connection", b"close"),
+        ]
+        head += [name + b": " + value + b"\r\n" for name, value in headers]
+        self.transport.write(b"".join([*head, b"\r\n", body]))
+        self.transport.close()
+        self._in_head = False

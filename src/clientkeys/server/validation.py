@@ -1,0 +1,140 @@
+"""Validation that keeps the spec's checks but speaks Sentry's error messages.
+
+The spec still decides what is valid; this module decides how a failure reads (Sentry's
+field-error dicts and `detail` messages), and checks each schema with a validator compiled
+once instead of once per request. `connexion_hooks` plugs the body checks into Connexion's
+validators; the query-parameter validator only overrides Connexion's public methods.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+from connexion.exceptions import NonConformingResponseBody
+from connexion.json_schema import Draft4RequestValidator
+from connexion.lifecycle import ConnexionRequest
+from connexion.utils import is_null, is_nullable
+from connexion.validators import ParameterValidator
+from jsonschema import Draft4Validator
+from starlette.datastructures import QueryParams
+
+from clientkeys.core import pagination
+from clientkeys.core.errors import BadRequest, ClientKeysError, FieldErrors, UnsupportedMediaType
+from clientkeys.core.sentry import expected_dict, field_errors, messages, odd_characters
+from clientkeys.openapi import compiled
+
+EMPTY = object()
+"""What `parse_body` returns for a request without a body (distinct from a JSON `null`)."""
+
+
+_python_validators: dict[int, tuple[Any, Draft4Validator]] = {}
+
+
+def python_validator(schema: Any) -> Draft4Validator:
+    """Connexion's own validator for a request schema, built once per schema (for messages)."""
+    cached = _python_validators.get(id(schema))
+    if cached is None or cached[0] is not schema:
+        validator = Draft4RequestValidator(schema, format_checker=Draft4Validator.FORMAT_CHECKER)
+        cached = _python_validators[id(schema)] = (schema, validator)  # the schema is kept
+    return cached[1]
+
+
+def parse_body(raw: bytes, headers: Iterable[tuple[bytes, bytes]]) -> Any:
+    """A request's JSON body, `EMPTY` when there is none; Sentry's 400 for one that does not
+    parse, 415 for a body without a Content-Type."""
+    if not raw:
+        return EMPTY
+    if not any(name == b"content-type" for name, _ in headers):
+        raise UnsupportedMediaType('Unsupported media type "" in request.')
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise BadRequest(f"JSON parse error - {exc}") from None
+
+
+def check_body(schema: Any, body: Any) -> None:
+    """Sentry's field-error dict (FieldErrors) for a body the schema rejects; no body is `{}`.
+
+    A body the compiled validator accepts is valid; any other is re-checked with Connexion's
+    validator, for the messages."""
+    if body is EMPTY:
+        return
+    if not isinstance(body, dict):
+        message = "No data provided" if body is None else expected_dict(body)
+        raise FieldErrors({"non_field_errors": [message]})
+    pairs = list(odd_characters(body, schema.get("properties", {})))
+    if not compiled.accepts(schema, body):
+        pairs += [m for e in python_validator(schema).iter_errors(body) for m in messages(e)]
+    if pairs:
+        raise FieldErrors(field_errors(pairs))
+
+
+def parse_response(raw: bytes) -> Any:
+    """A response's JSON body (orjson), None when empty."""
+    if not raw:
+        return None
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise NonConformingResponseBody(str(exc)) from None
+
+
+def response_needs_python_check(method: str | None, schema: Any, body: Any) -> bool:
+    """Whether Connexion's own response validator must look at this body: not for HEAD (no
+    body by definition; headers are still checked), nor when the compiled validator accepts."""
+    return method != "HEAD" and not compiled.accepts(schema, body)
+
+
+INTEGER = re.compile(r"-?[0-9]+")
+"""An integer parameter as written: Python's `int` also takes " 1", "1_0" and "١"."""
+
+
+def _raw_query(request: ConnexionRequest) -> QueryParams:
+    """The query parameters as written (Connexion's `query_params` are already coerced)."""
+    parsed: QueryParams | None = request.scope.get(_RAW_QUERY)
+    if parsed is None:
+        parsed = request.scope[_RAW_QUERY] = QueryParams(request.scope.get("query_string", b""))
+    return parsed
+
+
+_RAW_QUERY = "clientkeys.raw_query"
+
+
+class SentryParameterValidator(ParameterValidator):  # type: ignore[misc]
+    """Query parameters: Sentry's messages for `cursor` and `per_page`; compiled checks;
+    integers only in plain ASCII digits."""
+
+    @staticmethod
+    def validate_parameter(
+        parameter_type: str, value: Any, param: dict[str, Any], param_name: str | None = None
+    ) -> Any:
+        if value is not None and not (is_nullable(param) and is_null(value)):
+            if compiled.accepts(param.get("schema", param), value):
+                return None
+        return ParameterValidator.validate_parameter(parameter_type, value, param, param_name)
+
+    def validate_query_parameter(self, param: dict[str, Any], request: ConnexionRequest) -> Any:
+        name = param["name"]
+        error = super().validate_query_parameter(param, request)
+        if not error and param.get("schema", {}).get("type") == "integer":
+            written = _raw_query(request).getlist(name)
+            error = next((f"{name}: {v!r} is not an integer" for v in written
+                          if not INTEGER.fullmatch(v)), None)  # fmt: skip
+        if not error:
+            return None
+        if name == "cursor":
+            return pagination.INVALID_CURSOR
+        if name == "per_page":
+            maximum = param.get("schema", {}).get("maximum", 100)
+            raw = _raw_query(request).get(name) or ""
+            if not INTEGER.fullmatch(raw):
+                return pagination.INVALID_PER_PAGE
+            try:
+                pagination.check_per_page(int(raw), maximum)
+            except ClientKeysError as exc:
+                return exc.detail
+        return error

@@ -1,0 +1,348 @@
+"""The store: migrations, WAL, a page query that does not scan the project's keys, write
+transactions, and storage faults (classified, reported once, recovered from)."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import g
+from sqlite_utils import Database
+
+from clientkeys.config import Settings
+from clientkeys.core import domain
+from clientkeys.core.errors import StorageFull, StorageUnavailable
+from clientkeys.store import backend as storage
+from clientkeys.store import repository
+from clientkeys.store import sqlite as db
+from conftest import on_postgres
+
+
+def test_migrations_are_idempotent(tmp_path: Path) -> None:
+    path = tmp_path / "x.db"
+    db.init_db(path)
+    db.init_db(path)
+    with db.connect(path) as conn:
+        applied = [m.name for m in db.migrations.applied(conn)]
+        assert applied[0] == "m001_initial" and applied == sorted(set(applied))
+        assert db.migrations.pending(conn) == []
+        assert {"organizations", "projects", "tokens", "keys"} <= set(conn.table_names())
+
+
+def test_database_is_in_wal_mode_with_a_busy_timeout(tmp_path: Path) -> None:
+    db.init_db(tmp_path / "x.db")
+    with db.connect(tmp_path / "x.db") as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA busy_timeout").fetchone()[0] >= 5000
+        assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+
+
+def test_page_query_walks_the_project_index(tmp_path: Path) -> None:
+    db.init_db(tmp_path / "x.db")
+    with db.connect(tmp_path / "x.db") as conn:
+        plan = conn.execute(
+            "EXPLAIN QUERY PLAN SELECT * FROM keys WHERE project_id = ? AND use_case = 'user' "
+            "AND id <= ? ORDER BY id DESC LIMIT ? OFFSET ?",
+            [1, 100, 101, 0],
+        ).fetchall()
+    detail = " ".join(str(row[-1]) for row in plan)
+    assert "keys_by_project" in detail
+    assert "TEMP B-TREE" not in detail  # no sort: rows come in index order
+
+
+def test_write_rolls_back_on_error(tmp_path: Path) -> None:
+    db.init_db(tmp_path / "x.db")
+    with db.connect(tmp_path / "x.db") as conn:
+        try:
+            with db.write(conn):
+                conn.execute(
+                    "INSERT INTO organizations (slug, name, date_created) VALUES ('a', 'a', 'x')"
+                )
+                raise RuntimeError("boom")
+        except RuntimeError:
+            pass
+        assert repository.list_organizations(conn) == []
+
+
+def test_a_write_waits_for_another_writer_and_then_succeeds(tmp_path: Path) -> None:
+    import threading
+    import time
+
+    db.init_db(tmp_path / "x.db")
+    holder, waiter = db.connect(tmp_path / "x.db"), db.connect(tmp_path / "x.db")
+    holder.execute("BEGIN IMMEDIATE")  # another process holding the write lock
+    done: list[float] = []
+
+    def create() -> None:
+        started = time.monotonic()
+        repository.insert_organization(waiter, "later")
+        done.append(time.monotonic() - started)
+
+    thread = threading.Thread(target=create)
+    thread.start()
+    time.sleep(0.2)
+    assert not done  # still waiting
+    holder.execute("COMMIT")
+    thread.join(timeout=10)
+    assert done and done[0] >= 0.2
+    assert [o["slug"] for o in repository.list_organizations(holder)] == ["later"]
+    assert waiter.execute("PRAGMA busy_timeout").fetchone()[0] == db.BUSY_TIMEOUT_MS
+
+
+def test_many_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    db.init_db(tmp_path / "x.db")
+    with db.connect(tmp_path / "x.db") as conn:
+        project = repository.insert_project(
+            conn, repository.insert_organization(conn, "o")["slug"], "p"
+        )
+
+    def create(_: int) -> None:
+        with db.using(tmp_path / "x.db") as conn:
+            repository.insert_key(conn, project["id"], domain.new_key())
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(create, range(200)))
+    with db.connect(tmp_path / "x.db") as conn:
+        assert conn.execute("SELECT count(*) FROM keys").fetchone()[0] == 201
+
+
+def test_a_transaction_a_request_left_open_is_rolled_back_at_teardown(
+    app: Any, settings: Settings, store: Database
+) -> None:
+    with app.app.app_context():  # what a handler's `get_db()` holds during a request
+        g.db = storage.connection(settings)
+        g.db.execute("BEGIN" if on_postgres(store) else "BEGIN IMMEDIATE", [])
+        g.db.execute(
+            "INSERT INTO organizations (slug, name, date_created) VALUES ('x', 'x', 'x')", []
+        )
+        left_open = g.db.conn
+    if on_postgres(store):  # rolled back and back in the pool, or closed
+        assert left_open.closed or left_open.info.transaction_status.name == "IDLE"
+    else:
+        assert not left_open.in_transaction
+    assert repository.list_organizations(store) == []
+
+
+# Storage faults --------------------------------------------------------------------------
+
+
+def sqlite_error(code: int, cls: type[sqlite3.Error] = sqlite3.OperationalError) -> sqlite3.Error:
+    error = cls("from SQLite")
+    error.sqlite_errorcode = code  # type: ignore[attr-defined]
+    error.sqlite_errorname = "TEST"  # type: ignore[attr-defined]
+    return error
+
+
+@pytest.mark.parametrize(
+    ("code", "kind", "detail"),
+    [
+        (sqlite3.SQLITE_FULL, StorageFull, StorageFull.detail),
+        (sqlite3.SQLITE_IOERR_SHMSIZE, StorageFull, StorageFull.detail),
+        (sqlite3.SQLITE_READONLY, StorageUnavailable, db.READ_ONLY),
+        (sqlite3.SQLITE_READONLY_DBMOVED, StorageUnavailable, db.MOVED),
+        (sqlite3.SQLITE_IOERR_WRITE, StorageUnavailable, "disk I/O error"),
+        (sqlite3.SQLITE_CANTOPEN, StorageUnavailable, "cannot be opened"),
+        (sqlite3.SQLITE_CORRUPT, StorageUnavailable, "damaged"),
+        (sqlite3.SQLITE_BUSY, StorageUnavailable, "locked by another writer"),
+    ],
+)
+def test_storage_errors_are_classified_as_faults(code: int, kind: type, detail: str) -> None:
+    fault = db.fault_of(sqlite_error(code))
+    assert type(fault) is kind and fault is not None and detail in fault.detail
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        sqlite_error(sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.IntegrityError),
+        sqlite_error(sqlite3.SQLITE_ERROR),  # a bad statement: a bug, not the storage
+        ValueError("not from SQLite"),
+    ],
+)
+def test_other_errors_are_not_storage_faults(error: Exception) -> None:
+    assert db.fault_of(error) is None
+
+
+def test_a_write_into_a_file_deleted_meanwhile_is_not_acknowledged(tmp_path: Path) -> None:
+    db.init_db(tmp_path / "x.db")
+    conn = db.connect(tmp_path / "x.db")
+    with pytest.raises(StorageUnavailable, match="deleted or replaced"):
+        with db.write(conn):
+            conn.execute(
+                "INSERT INTO organizations (slug, name, date_created) VALUES ('a', 'a', 'x')"
+            )
+            (tmp_path / "x.db").unlink()
+
+
+def test_a_thread_reopens_its_connection_when_the_file_is_replaced(tmp_path: Path) -> None:
+    path = tmp_path / "x.db"
+    db.init_db(path)
+    first = db.connection(path)
+    assert db.connection(path) is first
+    os.replace(make_database(tmp_path / "other.db", "replaced"), path)
+    again = db.connection(path)
+    assert again is not first
+    assert [o["slug"] for o in repository.list_organizations(again)] == ["replaced"]
+
+
+def test_a_thread_without_its_database_file_gets_503(tmp_path: Path) -> None:
+    path = tmp_path / "x.db"
+    db.init_db(path)
+    db.connection(path)
+    path.unlink()
+    with pytest.raises(StorageUnavailable, match="deleted or replaced"):
+        db.connection(path)
+    with pytest.raises(StorageUnavailable, match="cannot be opened"):
+        db.connection(path)  # nothing to reopen either: SQLite must not create a new file
+    assert not path.exists()
+
+
+def make_database(path: Path, organization: str) -> Path:
+    db.init_db(path)
+    with db.connect(path) as conn:
+        repository.insert_organization(conn, organization)
+    return path
+
+
+def test_a_connection_opened_read_only_is_reopened_once_the_file_is_writable(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "x.db"
+    db.init_db(path)
+    # A write that succeeds clears what other tests left in this process (on another file: this
+    # thread must open its connection to `path` only once the file is unwritable).
+    repository.insert_organization(db.connection(make_database(tmp_path / "o.db", "o")), "p")
+    caplog.clear()
+    subprocess.run(["chattr", "+i", str(path)], check=True)
+    try:
+        for slug in ("a", "b"):
+            with pytest.raises(StorageUnavailable, match="read-only"):
+                repository.insert_organization(db.connection(path), slug)
+    finally:
+        subprocess.run(["chattr", "-i", str(path)], check=True)
+    repository.insert_organization(db.connection(path), "c")
+    assert [o["slug"] for o in repository.list_organizations(db.connection(path))] == ["c"]
+    logged = [r.getMessage() for r in caplog.records if r.name == "clientkeys.db"]
+    assert len(logged) == 2 and logged[0].startswith(f"Storage fault: {db.READ_ONLY} (")
+    assert logged[1] == "Storage recovered: writes are stored again."
+
+
+def test_check_writable_names_the_file_in_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "x.db"
+    db.init_db(path)
+    db.check_writable(path)
+    subprocess.run(["chattr", "+i", str(path)], check=True)
+    try:
+        with pytest.raises(StorageUnavailable) as refused:
+            db.check_writable(path)
+    finally:
+        subprocess.run(["chattr", "-i", str(path)], check=True)
+    assert refused.value.detail == f"Cannot use the database {path}: {db.READ_ONLY}"
+
+
+# Group commit: the handler threads' writes (`db.connection`) share transactions ------------
+
+
+def _writer_queue(path: Path) -> int:
+    writer = db._writers.get((os.path.abspath(path), "full"))
+    return 0 if writer is None else writer.queued
+
+
+def test_writes_of_concurrent_threads_share_one_commit_and_a_failed_one_drops_out(
+    tmp_path: Path,
+) -> None:
+    """A holds its write open until B and C queue behind it; B fails (the slug A took), C
+    succeeds. A is acknowledged only with C's commit, B's failure takes nothing with it."""
+    import threading
+    import time
+
+    from clientkeys.core.errors import Conflict
+
+    path = tmp_path / "x.db"
+    db.init_db(path)
+    inside, proceed = threading.Event(), threading.Event()
+    outcome: dict[str, Any] = {}
+
+    def first() -> None:
+        conn = db.connection(path)
+        with db.write(conn):
+            conn.execute("INSERT INTO organizations (slug, name, date_created) "
+                         "VALUES ('a', 'a', 'x')")  # fmt: skip
+            inside.set()
+            proceed.wait(10)
+        with db.connect(path) as other:  # acknowledged: visible to everybody, C's row too
+            outcome["A"] = [o["slug"] for o in repository.list_organizations(other)]
+
+    def create(name: str, slug: str) -> None:
+        try:
+            repository.insert_organization(db.connection(path), slug)
+            outcome[name] = "stored"
+        except Conflict as exc:
+            outcome[name] = exc
+
+    def queued(count: int) -> None:
+        deadline = time.monotonic() + 10
+        while _writer_queue(path) < count and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+    threads = [threading.Thread(target=first), threading.Thread(target=create, args=("B", "a")),
+               threading.Thread(target=create, args=("C", "c"))]  # fmt: skip
+    threads[0].start()
+    inside.wait(10)
+    threads[1].start()
+    queued(1)
+    threads[2].start()
+    queued(2)
+    proceed.set()
+    for thread in threads:
+        thread.join(10)
+    assert isinstance(outcome["B"], Conflict)
+    assert outcome["C"] == "stored"
+    assert outcome["A"] == ["a", "c"]  # A returned after the commit that stored C's row
+
+
+def test_many_threads_writing_at_once_each_get_their_own_outcome(tmp_path: Path) -> None:
+    """Every second write takes a slug already taken: it alone fails; every other is stored
+    and acknowledged, whatever batch it shared."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from clientkeys.core.errors import Conflict
+
+    path = tmp_path / "x.db"
+    db.init_db(path)
+    repository.insert_organization(db.connection(path), "taken")
+
+    def create(i: int) -> str:
+        slug = "taken" if i % 2 else f"org-{i}"
+        try:
+            with db.using(path) as conn:
+                repository.insert_organization(conn, slug)
+        except Conflict:
+            return "conflict"
+        return "stored"
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(create, range(200)))
+    assert answers == ["conflict" if i % 2 else "stored" for i in range(200)]
+    with db.connect(path) as conn:
+        stored = {o["slug"] for o in repository.list_organizations(conn)}
+    assert stored == {"taken"} | {f"org-{i}" for i in range(0, 200, 2)}
+
+
+def test_a_batch_whose_file_is_deleted_before_its_commit_acknowledges_none(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "x.db"
+    db.init_db(path)
+    conn = db.connection(path)
+    with pytest.raises(StorageUnavailable, match="deleted or replaced"):
+        with db.write(conn):
+            conn.execute("INSERT INTO organizations (slug, name, date_created) "
+                         "VALUES ('a', 'a', 'x')")  # fmt: skip
+            path.unlink()

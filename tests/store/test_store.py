@@ -1,0 +1,100 @@
+"""The two stores behind one repository: the same schema from the same migrations, applied once
+even when several nodes start at once."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pg
+from clientkeys.store import backend as store
+from clientkeys.store import postgres
+from live import Database
+
+MIGRATIONS = [
+    "m001_initial",
+    "m002_dsn_endpoint_and_audit_log",
+    "m003_request_journal",
+    "m004_health_and_start_state",
+]
+NODES = 3
+
+
+def columns(database: Database) -> dict[str, list[str]]:
+    """Each table's columns, in order (the migrations' own bookkeeping left out)."""
+    with store.connect(database) as conn:
+        if isinstance(database, Path):
+            tables = [t for t in conn.table_names() if not t.startswith("_sqlite_migr")]
+            return {t: [c.name for c in conn[t].columns] for t in tables}
+        rows = conn.execute(
+            "SELECT table_name, column_name FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND table_name <> '_migrations' "
+            "ORDER BY table_name, ordinal_position",
+            [],
+        ).fetchall()
+    found: dict[str, list[str]] = {}
+    for table, column in rows:
+        found.setdefault(table, []).append(column)
+    return found
+
+
+def test_both_backends_get_the_same_tables_and_columns_from_the_same_migrations(
+    tmp_path: Path, postgres_server: pg.PostgresServer
+) -> None:
+    sqlite, url = tmp_path / "x.db", postgres_server.new_database()
+    for database in (sqlite, url):
+        store.init_db(database)
+    on_sqlite = columns(sqlite)
+    del on_sqlite["sqlite_sequence"]  # SQLite's own AUTOINCREMENT bookkeeping
+    assert columns(url) == on_sqlite
+    assert [name for name, _ in postgres.MIGRATIONS] == MIGRATIONS
+    for database in (sqlite, url):
+        with store.connect(database) as conn:
+            assert store.applied_migrations(conn) == MIGRATIONS
+    store.dispose(url)
+
+
+def test_nodes_starting_at_once_apply_each_migration_once(database: Database) -> None:
+    """`init-db`, as each node runs it at start (`serve` does the same before its workers), from
+    three processes at once on a database with no tables yet."""
+    nodes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "clientkeys", "init-db", "--database", str(database)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        )  # fmt: skip
+        for _ in range(NODES)
+    ]
+    outputs = [node.communicate(timeout=60)[0] for node in nodes]
+    assert [node.returncode for node in nodes] == [0] * NODES, outputs
+    assert outputs == [f"Database ready ({len(MIGRATIONS)} migrations applied).\n"] * NODES
+    with store.connect(database) as conn:
+        assert store.applied_migrations(conn) == MIGRATIONS
+        recorded = "_migrations" if not isinstance(database, Path) else "_sqlite_migrations"
+        assert conn.execute(f"SELECT count(*) FROM {recorded}", []).fetchone()[0] == 4
+
+
+def test_migrations_started_in_the_same_instant_are_applied_once(database: Database) -> None:
+    """The same at a finer grain: eight connections migrate a new database at one barrier."""
+    barrier, failures = threading.Barrier(8), []
+
+    def node() -> None:
+        barrier.wait()
+        try:
+            store.init_db(database)
+        except Exception as exc:  # noqa: BLE001 (reported by the test)
+            failures.append(exc)
+
+    threads = [threading.Thread(target=node) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert failures == []
+    with store.connect(database) as conn:
+        assert store.applied_migrations(conn) == MIGRATIONS
