@@ -51,12 +51,17 @@ def expected_dict(instance: Any) -> str:
 
 
 def parse_json(raw: bytes) -> Any:
-    """A JSON body as Sentry reads it (Python's json: lone surrogates and `1e400` parse, and
-    are refused later by field), or Sentry's 400 naming why it does not parse."""
+    """A JSON body as Sentry (DRF's strict JSONParser) reads it, or its 400 naming why not.
+    Python's json as DRF calls it: lone surrogates and `1e400` parse (and are refused later,
+    by field), `NaN` and `Infinity` do not."""
     try:
-        return json.loads(raw.decode("utf-8"))
+        return json.loads(raw.decode("utf-8"), parse_constant=_strict_constant)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise BadRequest(f"JSON parse error - {exc}") from None
+
+
+def _strict_constant(constant: str) -> Any:
+    raise ValueError(f"Out of range float values are not JSON compliant: {constant!r}")
 
 
 def not_a_dictionary(body: Any) -> dict[str, list[str]]:

@@ -82,10 +82,11 @@ class SentryErrors(ErrorDialect):
 
     def _unsupported(self, operation: Operation, incoming: Incoming) -> Answer | None:
         """415 for a Content-Type the operation's body does not list, body or not (serve
-        checks the header before it reads the body)."""
-        media = media_type(incoming.headers.get("content-type"))
-        if operation.body is None or not media:
+        checks the header, an empty one too, before it reads the body)."""
+        header = incoming.headers.get("content-type")
+        if operation.body is None or header is None:
             return None
+        media = media_type(header)
         content = list(operation.body[0].get("content") or {})
         if content and media not in {media_type(key) for key in content}:
             return self.unsupported(UnsupportedMedia(media, content))
@@ -93,7 +94,8 @@ class SentryErrors(ErrorDialect):
 
     def invalid(self, operation: Operation, problems: list[Problem], incoming: Incoming) -> Answer:
         """400: a parameter's `detail`, or the body's field-error dict. A body only the engine's
-        stricter JSON parser refuses (`NaN` in a field the schema does not name) is valid."""
+        JSON parser refuses (`1e400` or a lone surrogate in a field the schema does not name)
+        is valid to serve, so it gets the answer a valid request gets."""
         parameter = next((p for p in problems if p.location != "body"), None)
         if parameter is not None:
             return _json(400, {"detail": self._parameter_message(operation, parameter, incoming)})
