@@ -335,3 +335,30 @@ def test_the_stateless_mock_answers_unknown_resources_from_its_examples(mock: An
     key is a lookup the mock cannot make."""
     response = mock.get(f"{PROJECTS}nope/web/keys/", headers={"Authorization": "Bearer t"})
     assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("row", "status", "detail"),
+    [
+        # DRF's strict JSON parser (Sentry's): NaN and Infinity are not JSON.
+        (Bad("NaN", "POST", KEYS, b'{"foo": NaN}'), 400,
+         "JSON parse error - Out of range float values are not JSON compliant: 'NaN'"),
+        # One wording, whatever the order the names come in.
+        (Bad("unknown", "GET", f"{KEYS}?foo=1&bar=2&baz"), 400,
+         "Extra query parameter(s) bar,baz,foo not in spec"),
+        # A repeated parameter is read last, as Django's QueryDict reads it.
+        (Bad("per_page x then 1", "GET", f"{KEYS}?per_page=x&per_page=1"), 200, None),
+        (Bad("per_page 1 then x", "GET", f"{KEYS}?per_page=1&per_page=x"), 400,
+         "Invalid per_page parameter."),
+    ],
+    ids=["NaN", "unknown parameters", "per_page read last", "bad per_page read last"],
+)  # fmt: skip
+def test_the_words_both_say(
+    serve: Any, mock: Any, tokens: tuple[Settings, dict[str, str]], row: Bad, status: int,
+    detail: str | None,
+) -> None:  # fmt: skip
+    for client in (serve, mock):
+        answered, content, _ = answer(client, row, tokens[1])
+        assert answered == status
+        if detail is not None:
+            assert content == {"detail": detail}
