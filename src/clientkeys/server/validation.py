@@ -95,8 +95,8 @@ _RAW_QUERY = "clientkeys.raw_query"
 
 
 class SentryParameterValidator(ParameterValidator):  # type: ignore[misc]
-    """Query parameters: Sentry's messages for `cursor` and `per_page`; compiled checks;
-    integers only in plain ASCII digits."""
+    """Query parameters: Sentry's messages for `cursor`, `per_page` and names the operation
+    lacks (`core.sentry`); compiled checks; integers only in plain ASCII digits."""
 
     @staticmethod
     def validate_parameter(
