@@ -53,10 +53,9 @@ class SentryErrors(ErrorDialect):
             except ClientKeysError as exc:
                 return _json(401, {"detail": exc.detail}, WWW_AUTHENTICATE)
         query = [p for p in operation.parameters if p.location == "query"]
-        extra = {name for name, _ in incoming.query} - {p.name for p in query}
-        if extra:
-            return _json(400, {"detail": unknown_query_parameters(extra)})
         sent = {name for name, _ in incoming.query}
+        if extra := sent - {p.name for p in query}:
+            return _json(400, {"detail": unknown_query_parameters(extra)})
         unwritten = [
             Problem("query", p.name, message)
             for p in query
