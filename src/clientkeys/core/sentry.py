@@ -1,18 +1,22 @@
 """Sentry's wording: the messages its API answers bad input with, as public functions.
 
-Serve (`server.validation`, `server.auth`), the mock and the proxy's enforce mode of our own
-spec (`openapi.sentry`) all speak through this module, so one bad request reads the same
-whichever tool refuses it. Pure: jsonschema's errors in, strings and field-error dicts out.
+Serve (`server.validation`, `server.auth`, `server.rendering`), the mock and the proxy's
+enforce mode of our own spec (`openapi.sentry`) all speak through this module, so one bad
+request reads the same whichever tool refuses it (`tests/test_parity.py` holds them to it).
+Pure: raw bodies, query values and jsonschema's errors in, strings and field-error dicts out.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from jsonschema import ValidationError
 
-from clientkeys.core.errors import NotAuthenticated
+from clientkeys.core import pagination
+from clientkeys.core.errors import BadRequest, ClientKeysError, NotAuthenticated
 
 NO_TOKEN = "Invalid token header. No credentials provided."
 SPACES = "Invalid token header. Token string should not contain spaces."
@@ -46,10 +50,29 @@ def expected_dict(instance: Any) -> str:
     return f"Invalid data. Expected a dictionary, but got {type(instance).__name__}."
 
 
+def parse_json(raw: bytes) -> Any:
+    """A JSON body as Sentry (DRF's strict JSONParser) reads it, or its 400 naming why not.
+    Python's json as DRF calls it: lone surrogates and `1e400` parse (and are refused later,
+    by field), `NaN` and `Infinity` do not."""
+    try:
+        return json.loads(raw.decode("utf-8"), parse_constant=_strict_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise BadRequest(f"JSON parse error - {exc}") from None
+
+
+def _strict_constant(constant: str) -> Any:
+    raise ValueError(f"Out of range float values are not JSON compliant: {constant!r}")
+
+
+def not_a_dictionary(body: Any) -> dict[str, list[str]]:
+    """The field-error dict for a JSON body that is not an object (`null` is no data)."""
+    return {"non_field_errors": ["No data provided" if body is None else expected_dict(body)]}
+
+
 def messages(error: ValidationError) -> Iterator[tuple[tuple[str, ...], str]]:
     """Sentry's (DRF's) wording for one JSON Schema failure, with the field path it names."""
     path = tuple(str(p) for p in error.absolute_path)
-    keyword, value, instance = error.validator, error.validator_value, error.instance
+    keyword, value, instance = error.validator, _one_type(error.validator_value), error.instance
     if keyword == "anyOf" and error.context:
         # The first alternative is the real type ("" is only an alias for null there).
         first = [e for e in error.context if e.schema_path and e.schema_path[0] == 0]
@@ -78,6 +101,15 @@ def messages(error: ValidationError) -> Iterator[tuple[tuple[str, ...], str]]:
         yield path, "This value does not match the required pattern."
     else:
         yield path, error.message
+
+
+def _one_type(value: Any) -> Any:
+    """`["string", "null"]` (OpenAPI 3.0's `nullable` as the spec engine reads it) is "string"
+    to Sentry: null gets its own message, so a failure names the other type."""
+    if isinstance(value, list):
+        types = [t for t in value if t != "null"]
+        return types[0] if len(types) == 1 else value
+    return value
 
 
 def _missing(error: ValidationError) -> str:
@@ -113,3 +145,43 @@ def token_from_header(authorization: str | None) -> str:
     if len(parts) > 2:
         raise NotAuthenticated(SPACES)
     return parts[1]
+
+
+INTEGER = re.compile(r"-?[0-9]+")
+"""An integer parameter as written: Python's `int` also takes " 1", "1_0" and "١"."""
+
+
+def not_an_integer(name: str, written: str) -> str | None:
+    """None for an integer query value written in plain ASCII digits, else why not."""
+    return None if INTEGER.fullmatch(written) else f"{name}: {written!r} is not an integer"
+
+
+def parameter_message(name: str, written: str, maximum: int, fallback: str) -> str:
+    """Sentry's `detail` for a query parameter that fails its schema (`written` is the value
+    read, the last one when repeated); `fallback` for one Sentry has no words for."""
+    if name == "cursor":
+        return pagination.INVALID_CURSOR
+    if name != "per_page":
+        return fallback
+    if not INTEGER.fullmatch(written):
+        return pagination.INVALID_PER_PAGE
+    try:
+        pagination.check_per_page(int(written), maximum)
+    except ClientKeysError as exc:
+        return exc.detail
+    return fallback
+
+
+def unknown_query_parameters(names: Iterable[str]) -> str:
+    """The 400 for query parameters the operation does not define (sorted: one wording)."""
+    return f"Extra query parameter(s) {','.join(sorted(names))} not in spec"
+
+
+def method_not_allowed(method: str) -> str:
+    """The 405's `detail`."""
+    return f'Method "{method}" not allowed.'
+
+
+def unsupported_media_type(media_type: str) -> str:
+    """The 415's `detail`, naming the media type sent (lower case, without parameters)."""
+    return f'Unsupported media type "{media_type}" in request.'

@@ -52,6 +52,11 @@ class ErrorDialect:
             "errors": [{"in": p.location, "name": p.name, "message": p.message} for p in problems],
         })  # fmt: skip
 
+    def refuse(self, operation: Operation, incoming: Incoming) -> Answer | None:
+        """A refusal of the dialect's own, for a request the document's security let through,
+        before its request checks; None (this one's) leaves the request to them."""
+        return None
+
     def denied(self, operation: Operation, denied: Denied, incoming: Incoming) -> Answer:
         """The operation's documented 401 (or 403) when there is one, else the mock's."""
         headers = {"WWW-Authenticate": denied.challenge} if denied.challenge else {}
@@ -172,6 +177,9 @@ class MockApp:
             )
             if denied is not None:
                 return self.errors.denied(operation, denied, incoming), 0
+            refused = self.errors.refuse(operation, incoming)
+            if refused is not None:
+                return refused, 0
             problems = self.checker.problems(operation, incoming)
             if problems:
                 return self.errors.invalid(operation, problems, incoming), 0

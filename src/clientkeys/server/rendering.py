@@ -18,6 +18,7 @@ from connexion.exceptions import ProblemException
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from starlette.exceptions import HTTPException
 
+from clientkeys.core import sentry
 from clientkeys.core.errors import NOT_FOUND, WWW_AUTHENTICATE, ClientKeysError
 from clientkeys.openapi import compiled
 from clientkeys.runtime import metrics
@@ -64,7 +65,7 @@ def install(app: FlaskApp, routes: Mapping[str, Sequence[str]]) -> None:
             headers.update(WWW_AUTHENTICATE)
         elif exc.status == 415:
             media_type = request.headers.get("content-type", "").split(";")[0]
-            detail = f'Unsupported media type "{media_type}" in request.'
+            detail = sentry.unsupported_media_type(media_type)
         return json_response(exc.status, {"detail": detail}, headers)
 
     async def render_http(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
@@ -75,7 +76,7 @@ def install(app: FlaskApp, routes: Mapping[str, Sequence[str]]) -> None:
             allowed = allowed_methods(routes, request.url.path)
             if allowed is not None:
                 headers["Allow"] = ", ".join(allowed)
-            detail = f'Method "{request.method}" not allowed.'
+            detail = sentry.method_not_allowed(request.method)
         elif exc.status_code == 404:
             detail = NOT_FOUND
         return json_response(exc.status_code, {"detail": detail}, headers)

@@ -8,13 +8,11 @@ validators; the query-parameter validator only overrides Connexion's public meth
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Iterable
 from typing import Any
 
 import orjson
-from connexion.exceptions import NonConformingResponseBody
+from connexion.exceptions import ExtraParameterProblem, NonConformingResponseBody
 from connexion.json_schema import Draft4RequestValidator
 from connexion.lifecycle import ConnexionRequest
 from connexion.utils import is_null, is_nullable
@@ -22,9 +20,9 @@ from connexion.validators import ParameterValidator
 from jsonschema import Draft4Validator
 from starlette.datastructures import QueryParams
 
-from clientkeys.core import pagination
-from clientkeys.core.errors import BadRequest, ClientKeysError, FieldErrors, UnsupportedMediaType
-from clientkeys.core.sentry import expected_dict, field_errors, messages, odd_characters
+from clientkeys.core import sentry
+from clientkeys.core.errors import BadRequest, FieldErrors, UnsupportedMediaType
+from clientkeys.core.sentry import field_errors, messages, odd_characters
 from clientkeys.openapi import compiled
 
 EMPTY = object()
@@ -49,11 +47,8 @@ def parse_body(raw: bytes, headers: Iterable[tuple[bytes, bytes]]) -> Any:
     if not raw:
         return EMPTY
     if not any(name == b"content-type" for name, _ in headers):
-        raise UnsupportedMediaType('Unsupported media type "" in request.')
-    try:
-        return json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise BadRequest(f"JSON parse error - {exc}") from None
+        raise UnsupportedMediaType(sentry.unsupported_media_type(""))
+    return sentry.parse_json(raw)
 
 
 def check_body(schema: Any, body: Any) -> None:
@@ -64,8 +59,7 @@ def check_body(schema: Any, body: Any) -> None:
     if body is EMPTY:
         return
     if not isinstance(body, dict):
-        message = "No data provided" if body is None else expected_dict(body)
-        raise FieldErrors({"non_field_errors": [message]})
+        raise FieldErrors(sentry.not_a_dictionary(body))
     pairs = list(odd_characters(body, schema.get("properties", {})))
     if not compiled.accepts(schema, body):
         pairs += [m for e in python_validator(schema).iter_errors(body) for m in messages(e)]
@@ -89,10 +83,6 @@ def response_needs_python_check(method: str | None, schema: Any, body: Any) -> b
     return method != "HEAD" and not compiled.accepts(schema, body)
 
 
-INTEGER = re.compile(r"-?[0-9]+")
-"""An integer parameter as written: Python's `int` also takes " 1", "1_0" and "١"."""
-
-
 def _raw_query(request: ConnexionRequest) -> QueryParams:
     """The query parameters as written (Connexion's `query_params` are already coerced)."""
     parsed: QueryParams | None = request.scope.get(_RAW_QUERY)
@@ -105,8 +95,8 @@ _RAW_QUERY = "clientkeys.raw_query"
 
 
 class SentryParameterValidator(ParameterValidator):  # type: ignore[misc]
-    """Query parameters: Sentry's messages for `cursor` and `per_page`; compiled checks;
-    integers only in plain ASCII digits."""
+    """Query parameters: Sentry's messages for `cursor`, `per_page` and names the operation
+    lacks (`core.sentry`); compiled checks; integers only in plain ASCII digits."""
 
     @staticmethod
     def validate_parameter(
@@ -117,24 +107,25 @@ class SentryParameterValidator(ParameterValidator):  # type: ignore[misc]
                 return None
         return ParameterValidator.validate_parameter(parameter_type, value, param, param_name)
 
+    def validate_request(self, request: ConnexionRequest) -> None:
+        """Connexion's checks, with Sentry's words for query parameters the operation lacks."""
+        try:
+            super().validate_request(request)
+        except ExtraParameterProblem:
+            extra = ParameterValidator.validate_query_parameter_list(
+                self, request, self.security_query_params
+            )
+            raise BadRequest(sentry.unknown_query_parameters(extra)) from None
+
     def validate_query_parameter(self, param: dict[str, Any], request: ConnexionRequest) -> Any:
         name = param["name"]
         error = super().validate_query_parameter(param, request)
-        if not error and param.get("schema", {}).get("type") == "integer":
-            written = _raw_query(request).getlist(name)
-            error = next((f"{name}: {v!r} is not an integer" for v in written
-                          if not INTEGER.fullmatch(v)), None)  # fmt: skip
+        # Connexion checks the value it reads (the last one when repeated); so does this.
+        values = _raw_query(request).getlist(name)
+        written = values[-1] if values else None
+        if not error and written is not None and param.get("schema", {}).get("type") == "integer":
+            error = sentry.not_an_integer(name, written)
         if not error:
             return None
-        if name == "cursor":
-            return pagination.INVALID_CURSOR
-        if name == "per_page":
-            maximum = param.get("schema", {}).get("maximum", 100)
-            raw = _raw_query(request).get(name) or ""
-            if not INTEGER.fullmatch(raw):
-                return pagination.INVALID_PER_PAGE
-            try:
-                pagination.check_per_page(int(raw), maximum)
-            except ClientKeysError as exc:
-                return exc.detail
-        return error
+        maximum = param.get("schema", {}).get("maximum", 100)
+        return sentry.parameter_message(name, written or "", maximum, error)
