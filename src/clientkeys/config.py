@@ -527,8 +527,13 @@ def every_setting() -> list[Setting]:
     return [declared for group in GROUPS for declared in group.settings().values()]
 
 
+TABLE_START = "<!-- The settings table: `python -m clientkeys.config README.md` writes it. -->"
+TABLE_END = "<!-- End of the settings table. -->"
+
+
 def settings_table() -> str:
-    """README's "Settings" table, from the declarations (`make readme` writes it there)."""
+    """README's "Settings" table, from the declarations (between its markers, `TABLE_START`
+    and `TABLE_END`)."""
     lines = ["| variable | flag | default | what it does |", "| --- | --- | --- | --- |"]
     for declared in every_setting():
         flag = declared.flag or ""
@@ -536,11 +541,8 @@ def settings_table() -> str:
             flag = f"--[no-]{flag[2:]}"
         where = "" if not flag else f"`{flag}`" if declared.name == "database" else (
             f"`{declared.command} {flag}`")  # fmt: skip
-        # A default in words reads as words; a value as code.
-        shown = declared.shown_default
-        default = shown if declared.declared.shown is not None else f"`{shown}`"
-        help = declared.help.replace("|", "\\|")
-        lines.append(f"| `{declared.variable}` | {where} | {default} | {help} |")
+        help = declared.help.replace("|", "\\|").replace("<", "&lt;")
+        lines.append(f"| `{declared.variable}` | {where} | `{declared.shown_default}` | {help} |")
     return "\n".join(lines)
 
 
@@ -574,3 +576,19 @@ def database_setting(name: str, value: str) -> Path | str:
         return parse_database(value)
     except Invalid as exc:
         raise SettingsError(f"{PREFIX}{name.upper()} {exc}") from None
+
+
+def with_settings_table(text: str) -> str:
+    """`text` (README's) with the settings table between its markers written anew."""
+    before, start, rest = text.partition(TABLE_START)
+    _, end, after = rest.partition(TABLE_END)
+    if not start or not end:
+        raise ValueError(f"no {TABLE_START!r} ... {TABLE_END!r} markers")
+    return f"{before}{TABLE_START}\n{settings_table()}\n{TABLE_END}{after}"
+
+
+if __name__ == "__main__":  # python -m clientkeys.config README.md
+    import sys
+
+    readme = Path(sys.argv[1])
+    readme.write_text(with_settings_table(readme.read_text()))

@@ -158,10 +158,7 @@ async def serving(factory: AppFactory, process: Process, sock: socket.socket
     await asyncio.wait([stopped, ready], return_when=asyncio.FIRST_COMPLETED)
     if not ready.done():
         ready.cancel()
-        try:
-            await stopped
-        except SystemExit:
-            pass
+        await stopped
         raise RunError(f"the app on {url_of(sock)} did not start (see the log above)")
     try:
         yield Running(url_of(sock), stopped)

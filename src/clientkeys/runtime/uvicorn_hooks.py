@@ -112,10 +112,12 @@ def returning_server(config: Any) -> Any:
     """A `uvicorn.Server` for serving inside a caller's event loop (`runner.serving`): stopped
     by SIGINT or SIGTERM it returns instead of raising the signal again once done (uvicorn's
     `capture_signals` does), so that the caller can still report and choose its exit status;
-    its `ready` event is set once it accepts connections.
+    its `ready` event is set once it accepts connections, and an app whose startup fails ends
+    `serve` without it.
 
     Relies on: `Server.capture_signals` (a context manager around `serve`), `handle_exit`
-    (uvicorn's signal handler) and `startup` (which ends when the sockets are served).
+    (uvicorn's signal handler), `startup` (which ends when the sockets are served, or calls
+    `sys.exit` when the lifespan fails) and `serve` skipping the main loop once `should_exit`.
     """
     import asyncio
     import signal
@@ -144,7 +146,11 @@ def returning_server(config: Any) -> Any:
                     signal.signal(sig, handler)
 
         async def startup(self, sockets: Any = None) -> None:
-            await super().startup(sockets=sockets)
+            try:
+                await super().startup(sockets=sockets)
+            except SystemExit:  # the lifespan failed: a SystemExit would end the caller's loop
+                self.should_exit = True
+                return
             self.ready.set()
 
     return ReturningServer(config)
