@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from click.shell_completion import CompletionItem
 
 from clientkeys.config import (
-    BEARER_TOKEN,
     Group,
     Invalid,
     Setting,
@@ -92,8 +92,8 @@ class HttpUrl(click.ParamType[str]):
     def convert(self, value: str, param: click.Parameter | None, ctx: click.Context | None) -> str:
         try:
             return parse_url(value)
-        except Invalid as exc:
-            self.fail(str(exc), param, ctx)
+        except Invalid:
+            self.fail(f"{value!r} is not an http(s) URL.", param, ctx)
 
 
 class DatabaseParam(click.ParamType[Path | str]):
@@ -136,6 +136,13 @@ class SettingParam(click.ParamType[Any]):
     def get_metavar(self, param: click.Parameter, ctx: click.Context) -> str | None:
         choices = self.declared.declared.choices
         return f"[{'|'.join(choices)}]" if choices else self.name.upper()
+
+    def shell_complete(
+        self, ctx: click.Context, param: click.Parameter, incomplete: str
+    ) -> list[CompletionItem]:
+        """A setting's choices complete, as click.Choice's do."""
+        choices = self.declared.declared.choices
+        return [CompletionItem(choice) for choice in choices if choice.startswith(incomplete)]
 
 
 def _metavar(default: Any) -> str:
@@ -255,14 +262,3 @@ def require_extra(extra: str, *modules: str) -> None:
                 f"`clientkeys {extra}` needs the {extra} extra ({module} is missing): "
                 f"pip install 'clientkeys[{extra}]'"
             )
-
-
-class BearerToken(click.ParamType[str]):
-    """A token a client can send in `Authorization: Bearer <token>`: printable, no spaces."""
-
-    name = "token"
-
-    def convert(self, value: str, param: click.Parameter | None, ctx: click.Context | None) -> str:
-        if not BEARER_TOKEN.fullmatch(value):
-            self.fail("must be printable ASCII without spaces (it travels in a header)", param, ctx)
-        return value
