@@ -40,9 +40,13 @@ def test_help_names_each_settings_variable_and_its_declared_default(command: str
         assert f"{one.flag} " in shown or f"{one.flag}/" in shown, one.flag
         extra = "required" if one.declared.required else f"default: {one.shown_default}"
         assert f"env var: {one.variable}; {extra}]" in shown, (one.variable, shown)
-    # and nothing else: a variable in the help is a declared one of this command
+    # The settings without a flag close serve's help, with their defaults.
+    unflagged = [one for one in every_setting() if one.command == command and not one.flag]
+    for one in unflagged:
+        assert f"{one.variable} ({one.shown_default})" in shown
+    # And nothing else: a variable in the help is a declared one of this command.
     assert set(re.findall(r"CLIENTKEYS_\w+", shown)) - {"CLIENTKEYS_PROXY_URL"} == {
-        one.variable for one in own
+        one.variable for one in own + unflagged
     }
 
 

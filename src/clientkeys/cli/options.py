@@ -209,6 +209,13 @@ def setting_options(group: type[Group], *names: str, **types: Any) -> Callable[[
     return decorate
 
 
+def environment_only(group: type[Group]) -> str:
+    """The help's last paragraph: `group`'s settings that have no flag, with their defaults."""
+    listed = [f"{one.variable} ({one.shown_default})" for one in group.settings().values()
+              if one.flag is None]  # fmt: skip
+    return f"Read from the environment only: {', '.join(listed)}." if listed else ""
+
+
 def database_option(func: F) -> F:
     """`--database`, shared by every command that touches the store."""
     return setting_option(Settings.settings()["database"], type=DatabaseParam())(func)

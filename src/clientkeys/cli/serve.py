@@ -14,6 +14,7 @@ from clientkeys.cli.options import (
     DEMO_ORG,
     DEMO_PROJECT,
     database_option,
+    environment_only,
     load_settings,
     opened,
     setting_options,
@@ -29,7 +30,7 @@ from clientkeys.store.backend import Connection
 PORT = ServeProcess.settings()["port"]
 
 
-@click.command()
+@click.command(epilog=environment_only(Settings))
 @setting_options(ServeProcess, "host", "port")
 @database_option
 @setting_options(Settings, "public_url", "ingest_url", "cdn_url")
@@ -51,8 +52,7 @@ def serve(demo: bool, fixtures_file: Path | None, **flags: Any) -> None:
 
     Every setting is checked before a worker starts; a bad one stops the start with one line
     and exit status 2 (a flag or variable that cannot be used) or 1 (the port is taken, the
-    database or the fixtures cannot be used). The settings without a flag are read from
-    their variables (README's "Settings" lists them all).
+    database or the fixtures cannot be used).
     """
     own = ServeProcess.settings()
     process = ServeProcess(**{name: flags.pop(name) for name in own})
