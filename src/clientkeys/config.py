@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, Self, TypeVar
+from typing import Any, ClassVar, Protocol, Self
 from urllib.parse import urlsplit, urlunsplit
 
 PREFIX = "CLIENTKEYS_"
@@ -190,7 +190,6 @@ class Declared:
     choices: tuple[str, ...] = ()
     required: bool = False
     multiple: bool = False
-    secret: bool = False
     metavar: str | None = None
     text: Callable[[Any], str] = _as_text
 
@@ -235,15 +234,11 @@ def setting(default: Any, help: str, parse: Parser, **declared: Any) -> Any:
     shown by `--help` and README), its parser, and optionally its `flag` (`--name`; a boolean
     setting's flag also has its `--no-` form), `short` flag, `shown` default (when words say
     it better than the value), `choices`, `required`, `multiple` (a flag given several times),
-    `secret` (never shown), the `metavar` of its flag, and `text`, which writes a value as its
-    parser reads it."""
+    the `metavar` of its flag, and `text`, which writes a value as its parser reads it."""
     metadata = {"setting": Declared(help, parse, **declared)}
     if isinstance(default, (list, dict)):
         raise TypeError("a setting's default must be immutable")
     return field(default=default, metadata=metadata)
-
-
-G = TypeVar("G", bound="Group")
 
 
 class Group:
@@ -251,7 +246,7 @@ class Group:
     environment, and write back to it."""
 
     COMMAND: ClassVar[str]
-    """The command whose flags these are ("" for the server's, used by several)."""
+    """The command whose flags these are (README's table names it with each flag)."""
 
     @classmethod
     def settings(cls) -> dict[str, Setting]:
@@ -376,7 +371,7 @@ class Settings(Group):
         None,
         "Turns on the test controls under /__admin/ for this bearer token; /__admin/reset "
         "returns to the state the server started with.",
-        parse_token, flag="--admin-token", metavar="token", shown="off", secret=True,
+        parse_token, flag="--admin-token", metavar="token", shown="off",
     )  # fmt: skip
     journal_size: int = setting(
         1000, "How many recent requests the test controls' journal keeps.", integer(1)
@@ -458,7 +453,7 @@ class MockSettings(Group):
         None,
         "A bearer token the mock accepts, with its scopes (default: all three of clientkeys' "
         "own). Repeatable; the variable lists them separated by spaces.",
-        parse_grants, flag="--token", multiple=True, metavar="token[=scope,...]", secret=True,
+        parse_grants, flag="--token", multiple=True, metavar="token[=scope,...]",
         text=_grants_text, shown="every bearer token is accepted",
     )  # fmt: skip
     mock_cors: bool = setting(
@@ -508,13 +503,13 @@ class CheckSettings(Group):
         None,
         "A token with every project scope (the reported curl commands read it from the "
         "variable too).",
-        parse_token, flag="--token", required=True, secret=True, shown="required",
+        parse_token, flag="--token", required=True, shown="required",
     )  # fmt: skip
     check_forbidden_token: str | None = setting(
         None,
         "A valid token the server must refuse with 403 on ORG (one of another organization, "
         "or without project scopes), to reach the documented 403s.",
-        parse_token, flag="--forbidden-token", secret=True, shown="unset: no 403 probe",
+        parse_token, flag="--forbidden-token", shown="unset: no 403 probe",
     )  # fmt: skip
 
 
