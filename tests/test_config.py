@@ -8,7 +8,22 @@ from pathlib import Path
 
 import pytest
 
-from clientkeys.config import DURABILITIES, Settings, SettingsError, is_postgres, redacted
+from clientkeys.config import (
+    DURABILITIES,
+    TABLE_END,
+    TABLE_START,
+    CheckSettings,
+    Group,
+    MockSettings,
+    ProxySettings,
+    ServeProcess,
+    Settings,
+    SettingsError,
+    every_setting,
+    is_postgres,
+    redacted,
+    with_settings_table,
+)
 from clientkeys.store import sqlite as db
 
 
@@ -107,3 +122,53 @@ def test_durability_is_full_by_default_and_checked() -> None:
     assert set(DURABILITIES) == set(db.DURABILITY)
     with pytest.raises(SettingsError, match="DURABILITY must be one of full, normal"):
         Settings.from_env({"CLIENTKEYS_DURABILITY": "fast"})
+
+
+def test_the_readme_table_lists_exactly_the_declared_settings() -> None:
+    """README's table is written from the declarations: `python -m clientkeys.config README.md`."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    assert with_settings_table(readme) == readme, "run: python -m clientkeys.config README.md"
+    table = readme.split(TABLE_START)[1].split(TABLE_END)[0]
+    listed = re.findall(r"^\| `(CLIENTKEYS_\w+)` \|", table, re.MULTILINE)
+    declared = [one.variable for one in every_setting()]
+    assert sorted(listed) == sorted(declared) and len(set(declared)) == len(declared)
+
+
+@pytest.mark.parametrize("group", [ServeProcess, MockSettings, ProxySettings, CheckSettings])
+def test_each_commands_settings_round_trip_through_the_environment(group: type[Group]) -> None:
+    """A command's workers (the mock's) rebuild what it resolved from the environment."""
+    changed = {
+        ServeProcess: ServeProcess(host="::1", port=0, workers=3, log_level="debug",
+                                   log_format="json"),
+        MockSettings: MockSettings(mock_spec=Path("/tmp/x.yaml"),
+                                   mock_tokens={"a": frozenset({"project:read"}), "b": frozenset()},
+                                   mock_cors=False, mock_host="0.0.0.0", mock_port=9,
+                                   mock_workers=2, mock_log_level="error"),
+        ProxySettings: ProxySettings(proxy_upstream="https://sentry.io", proxy_host="0.0.0.0",
+                                     proxy_port=1, proxy_mode="enforce", proxy_log_level="info"),
+        CheckSettings: CheckSettings(check_token="t1", check_forbidden_token="t2"),
+    }[group]  # fmt: skip
+    unchanged = [name for name, one in group.settings().items()
+                 if getattr(changed, name) == one.default]  # fmt: skip
+    assert unchanged == []  # a new setting must be added here, with a value of its own
+    assert group.from_env(changed.to_env()) == changed
+    assert group.from_env({}) == group()
+
+
+@pytest.mark.parametrize(
+    ("group", "variable", "value", "message"),
+    [
+        (ServeProcess, "CLIENTKEYS_PORT", "http", "must be an integer from 0 to 65535, got 'http'"),
+        (MockSettings, "CLIENTKEYS_MOCK_WORKERS", "0", "must be a positive integer, got '0'"),
+        (MockSettings, "CLIENTKEYS_MOCK_CORS", "perhaps", "must be true or false"),
+        (MockSettings, "CLIENTKEYS_MOCK_TOKENS", "a=project:read b\x7f", "must be printable ASCII"),
+        (ProxySettings, "CLIENTKEYS_PROXY_MODE", "loud", "must be one of report, enforce"),
+        (CheckSettings, "CLIENTKEYS_CHECK_TOKEN", "two words", "must be printable ASCII"),
+    ],
+)  # fmt: skip
+def test_a_commands_bad_variable_is_named(
+    group: type[Group], variable: str, value: str, message: str
+) -> None:
+    with pytest.raises(SettingsError) as error:
+        group.from_env({variable: value})
+    assert str(error.value).startswith(f"{variable} {message}")

@@ -11,30 +11,17 @@ from clientkeys.check.contract import PHASES, REQUIREMENTS
 from clientkeys.cli.options import (
     load_settings,
     require_extra,
+    setting_options,
 )
-from clientkeys.config import (
-    PREFIX,
-)
+from clientkeys.config import CheckSettings
 
 
 @click.command()
 @click.argument("base_url")
-@click.option(
-    "--token",
-    required=True,
-    envvar=f"{PREFIX}CHECK_TOKEN",
-    help=f"A token with every project scope. [env: {PREFIX}CHECK_TOKEN]",
-)
+@setting_options(CheckSettings, "check_token")
 @click.option("--org", "organization", required=True, help="An organization slug on the server.")
 @click.option("--project", required=True, help="A project slug of that organization.")
-@click.option(
-    "--forbidden-token",
-    default=None,
-    envvar=f"{PREFIX}CHECK_FORBIDDEN_TOKEN",
-    help="A valid token the server must refuse with 403 on ORG (one of another organization, "
-    f"or without project scopes), to reach the documented 403s. [env: {PREFIX}"
-    "CHECK_FORBIDDEN_TOKEN]",
-)
+@setting_options(CheckSettings, "check_forbidden_token")
 @click.option(
     "--max-examples",
     default=50,
@@ -93,10 +80,10 @@ from clientkeys.config import (
 def check(
     wait: float,
     base_url: str,
-    token: str,
+    check_token: str,
     organization: str,
     project: str,
-    forbidden_token: str | None,
+    check_forbidden_token: str | None,
     max_examples: int,
     phases: str,
     requirements: str,
@@ -129,14 +116,14 @@ def check(
         phases=_choices(phases, PHASES, "--phases"),
         seed=seed,
         requirements=_requirements(requirements),
-        forbidden_token=forbidden_token,
+        forbidden_token=check_forbidden_token,
         junit=junit_xml,
         har=har,
         vcr=vcr,
     )
     spec_file = spec_file or load_settings().spec_dir / "openapi.json"
     click.echo(f"Checking {base_url} against {spec_file} ({', '.join(options.phases)})", err=True)
-    outcome = contract.check(spec_file, base_url, token, organization, project, options,
+    outcome = contract.check(spec_file, base_url, check_token, organization, project, options,
                              echo=click.echo, wait=wait)  # fmt: skip
     if outcome.seen.statuses:
         click.echo("\n".join(["", *contract.summary(outcome.seen)]))

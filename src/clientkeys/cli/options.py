@@ -1,5 +1,6 @@
-"""What the commands share: click types that check an argument where it is read, the
-`--database` option, settings from flags and the environment, and the extras each command needs."""
+"""What the commands share: click types that check an argument where it is read, the options
+built from the declared settings (`setting_options`, `database_option`), settings from flags and
+the environment, and the extras each command needs."""
 
 from __future__ import annotations
 
@@ -11,15 +12,17 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from click.shell_completion import CompletionItem
 
 from clientkeys.config import (
-    BEARER_TOKEN,
-    PREFIX,
+    Group,
+    Invalid,
+    Setting,
     Settings,
     SettingsError,
-    database_setting,
     is_postgres,
-    url_setting,
+    parse_database,
+    parse_url,
 )
 from clientkeys.core import domain
 from clientkeys.core.errors import ClientKeysError
@@ -88,8 +91,8 @@ class HttpUrl(click.ParamType[str]):
 
     def convert(self, value: str, param: click.Parameter | None, ctx: click.Context | None) -> str:
         try:
-            return url_setting(param.name if param and param.name else "url", value)
-        except SettingsError:
+            return parse_url(value)
+        except Invalid:
             self.fail(f"{value!r} is not an http(s) URL.", param, ctx)
 
 
@@ -104,25 +107,118 @@ class DatabaseParam(click.ParamType[Path | str]):
         if isinstance(value, Path):
             return value
         try:
-            database = database_setting("database", value)
-        except SettingsError as exc:
+            database = parse_database(value)
+        except Invalid as exc:
             self.fail(str(exc), param, ctx)
         if isinstance(database, Path) and database.is_dir():
             self.fail(f"{value!r} is a folder: name a SQLite file in it.", param, ctx)
         return database
 
 
+# Options from the declared settings (`clientkeys.config`) -------------------------------------
+
+
+class SettingParam(click.ParamType[Any]):
+    """A setting's text read by its declared parser; an error names the flag."""
+
+    def __init__(self, declared: Setting) -> None:
+        self.declared = declared
+        self.name = declared.declared.metavar or _metavar(declared.default)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if not isinstance(value, str):
+            return value  # a default, already a value
+        try:
+            return self.declared.declared.parse(value)
+        except Invalid as exc:
+            self.fail(str(exc), param, ctx)
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context) -> str | None:
+        choices = self.declared.declared.choices
+        return f"[{'|'.join(choices)}]" if choices else self.name.upper()
+
+    def shell_complete(
+        self, ctx: click.Context, param: click.Parameter, incomplete: str
+    ) -> list[CompletionItem]:
+        """A setting's choices complete, as click.Choice's do."""
+        choices = self.declared.declared.choices
+        return [CompletionItem(choice) for choice in choices if choice.startswith(incomplete)]
+
+
+def _metavar(default: Any) -> str:
+    return {int: "integer", float: "number", Path: "path"}.get(type(default), "text")
+
+
+class SettingOption(click.Option):
+    """The option of a declared setting: `--help` shows its variable and its default as
+    declared. The server's `Settings` are left unset unless given: `Settings.from_env` reads
+    their variables, as each worker does, and names a bad one as a worker would."""
+
+    def __init__(self, *args: Any, declared: Setting, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.declared = declared
+
+    def get_help_extra(self, ctx: click.Context) -> Any:
+        extra = super().get_help_extra(ctx)
+        extra["envvars"] = (self.declared.variable,)
+        if not self.declared.declared.required:
+            extra["default"] = self.declared.shown_default
+        return extra
+
+
+def setting_option(declared: Setting, **click_overrides: Any) -> Callable[[F], F]:
+    """The click option of a declared setting, from its flag, help, default and variable
+    (`click_overrides` only for what click needs beyond the declaration, such as a type that
+    checks more)."""
+    flag, extra = declared.declared.flag, declared.declared
+    assert flag is not None, f"{declared.name} has no flag"
+    decls = [f"{flag}/--no-{flag[2:]}" if isinstance(declared.default, bool) else flag]
+    decls += [extra.short] if extra.short else []
+    kwargs: dict[str, Any] = {
+        "cls": SettingOption,
+        "declared": declared,
+        "help": declared.help,
+        "required": extra.required,
+        "multiple": extra.multiple,
+        "show_default": False,  # SettingOption shows the declared one
+    }
+    if not isinstance(declared.default, bool):
+        kwargs["type"] = SettingParam(declared)
+    if extra.metavar and not extra.choices:
+        kwargs["metavar"] = extra.metavar.upper()
+    if declared.name in Settings.settings():
+        kwargs["default"] = None
+    else:
+        kwargs.update(envvar=declared.variable, default=declared.default)
+    kwargs.update(click_overrides)
+    return click.option(*decls, declared.name, **kwargs)
+
+
+def setting_options(group: type[Group], *names: str, **types: Any) -> Callable[[F], F]:
+    """The options of `group`'s settings `names` (default: all that have a flag), in that
+    order; `types` gives some a click type of their own."""
+    declared = group.settings()
+    chosen = names or tuple(name for name, one in declared.items() if one.flag)
+
+    def decorate(func: F) -> F:
+        for name in reversed(chosen):
+            overrides = {"type": types[name]} if name in types else {}
+            func = setting_option(declared[name], **overrides)(func)
+        return func
+
+    return decorate
+
+
+def environment_only(group: type[Group]) -> str:
+    """The help's last paragraph: `group`'s settings that have no flag, with their defaults."""
+    listed = [f"{one.variable} ({one.shown_default})" for one in group.settings().values()
+              if one.flag is None]  # fmt: skip
+    return f"Read from the environment only: {', '.join(listed)}." if listed else ""
+
+
 def database_option(func: F) -> F:
     """`--database`, shared by every command that touches the store."""
-    return click.option(
-        "--database",
-        "-d",
-        type=DatabaseParam(),
-        default=None,
-        help=f"SQLite file, or a postgresql://user@host/name URL (with the postgres extra; keep "
-        f"its password in {PREFIX}DATABASE or ~/.pgpass, not here). [env: {PREFIX}DATABASE; "
-        f"default: ./clientkeys.db]",
-    )(func)
+    return setting_option(Settings.settings()["database"], type=DatabaseParam())(func)
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -173,17 +269,3 @@ def require_extra(extra: str, *modules: str) -> None:
                 f"`clientkeys {extra}` needs the {extra} extra ({module} is missing): "
                 f"pip install 'clientkeys[{extra}]'"
             )
-
-
-LOG_LEVELS = ["critical", "error", "warning", "info", "debug"]
-
-
-class BearerToken(click.ParamType[str]):
-    """A token a client can send in `Authorization: Bearer <token>`: printable, no spaces."""
-
-    name = "token"
-
-    def convert(self, value: str, param: click.Parameter | None, ctx: click.Context | None) -> str:
-        if not BEARER_TOKEN.fullmatch(value):
-            self.fail("must be printable ASCII without spaces (it travels in a header)", param, ctx)
-        return value

@@ -9,35 +9,15 @@ from typing import Any
 import click
 
 from clientkeys.cli.options import (
-    HttpUrl,
     load_settings,
     require_extra,
+    setting_options,
 )
-from clientkeys.config import (
-    PREFIX,
-)
+from clientkeys.config import ProxySettings
 
 
 @click.command(context_settings={"allow_interspersed_args": False})
-@click.option(
-    "--upstream",
-    required=True,
-    type=HttpUrl(),
-    envvar=f"{PREFIX}PROXY_UPSTREAM",
-    help=f"The server to forward to, e.g. https://sentry.io. [env: {PREFIX}PROXY_UPSTREAM]",
-)
-@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
-@click.option(
-    "--port", "-p", default=8001, show_default=True, type=int, help="Port to bind; 0 picks one."
-)
-@click.option(
-    "--mode",
-    type=click.Choice(["report", "enforce"]),
-    default="report",
-    show_default=True,
-    help="report: forward everything, record violations. enforce: answer a request that breaks "
-    "the contract with the error a validating clientkeys gives, without forwarding it.",
-)
+@setting_options(ProxySettings, "proxy_upstream", "proxy_host", "proxy_port", "proxy_mode")
 @click.option(
     "--spec",
     "spec_file",
@@ -58,23 +38,14 @@ from clientkeys.config import (
     default=None,
     help="Write each violation to this file, as one JSON line. [default: stderr]",
 )
-@click.option(
-    "--log-level",
-    default="warning",
-    show_default=True,
-    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
-)
+@setting_options(ProxySettings, "proxy_log_level")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def proxy(
-    upstream: str,
-    host: str,
-    port: int,
-    mode: str,
     spec_file: Path | None,
     rewrite_urls: bool,
     log_file: Any,
-    log_level: str,
     command: tuple[str, ...],
+    **flags: Any,
 ) -> None:
     """Forward every request to UPSTREAM and check both directions against the contract.
 
@@ -94,6 +65,9 @@ def proxy(
     from clientkeys.openapi.conformance import Ledger
     from clientkeys.proxy.app import create_proxy_app, exit_status, run
 
+    given = ProxySettings(**flags)
+    upstream, mode = str(given.proxy_upstream), given.proxy_mode
+    host, port, log_level = given.proxy_host, given.proxy_port, given.proxy_log_level
     settings = load_settings()
     ledger = Ledger(log_file or sys.stderr)
     app = create_proxy_app(spec_file or settings.spec_dir / "openapi.json", upstream,

@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import functools
 import json
-import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -27,7 +26,7 @@ from urllib.parse import unquote, urlparse
 
 from starlette.types import ASGIApp
 
-from clientkeys.config import SPEC_DIR
+from clientkeys.config import SPEC_DIR, MockSettings
 from clientkeys.openapi import responses
 from clientkeys.openapi.asgi import ErrorDialect, MockApp
 from clientkeys.openapi.document import Document, SpecError
@@ -142,34 +141,14 @@ def create_mock_app(
     return MockApp(document, schemas, index, tokens=tokens, cors=cors, dialect=_dialect(spec_file))
 
 
-ENV_SPEC, ENV_TOKENS, ENV_CORS = (
-    "CLIENTKEYS_MOCK_SPEC",
-    "CLIENTKEYS_MOCK_TOKENS",
-    "CLIENTKEYS_MOCK_CORS",
-)
 SHUTDOWN_SECONDS = 2
 """How long shutdown waits for answers still in flight (a `Prefer: delay` included)."""
-
-
-def env_of(spec_file: Path, tokens: Tokens, cors: bool) -> dict[str, str]:
-    """The environment from which `app_from_env` builds the same mock in a worker."""
-    env = {ENV_SPEC: str(spec_file.resolve()), ENV_CORS: "true" if cors else "false"}
-    if tokens:
-        env[ENV_TOKENS] = " ".join(f"{t}={','.join(sorted(s))}" for t, s in tokens.items())
-    return env
+FACTORY = "clientkeys.mock.app:app_from_env"
 
 
 def app_from_env() -> ASGIApp:
-    """The mock that `clientkeys mock --workers N` starts in each worker (from environment)."""
-    listed = os.environ.get(ENV_TOKENS)
-    tokens: Mapping[str, frozenset[str]] | None = None
-    if listed:
-        tokens = {
-            token: frozenset(filter(None, scopes.split(",")))
-            for token, _, scopes in (entry.partition("=") for entry in listed.split(" "))
-        }
-    return served(
-        create_mock_app(
-            Path(os.environ[ENV_SPEC]), tokens, cors=os.environ.get(ENV_CORS, "true") == "true"
-        )
-    )
+    """The mock that `clientkeys mock --workers N` starts in each worker, from the settings
+    the command resolved and put in the environment (`config.MockSettings`)."""
+    settings = MockSettings.from_env()
+    spec_file = settings.mock_spec or OWN_SPEC
+    return served(create_mock_app(spec_file, settings.mock_tokens, cors=settings.mock_cors))

@@ -106,3 +106,51 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self.transport.write(b"".join([*head, b"\r\n", body]))
         self.transport.close()
         self._in_head = False
+
+
+def returning_server(config: Any) -> Any:
+    """A `uvicorn.Server` for serving inside a caller's event loop (`runner.serving`): stopped
+    by SIGINT or SIGTERM it returns instead of raising the signal again once done (uvicorn's
+    `capture_signals` does), so that the caller can still report and choose its exit status;
+    its `ready` event is set once it accepts connections, and an app whose startup fails ends
+    `serve` without it.
+
+    Relies on: `Server.capture_signals` (a context manager around `serve`), `handle_exit`
+    (uvicorn's signal handler), `startup` (which ends when the sockets are served, or calls
+    `sys.exit` when the lifespan fails) and `serve` skipping the main loop once `should_exit`.
+    """
+    import asyncio
+    import signal
+    import threading
+    from collections.abc import Iterator
+    from contextlib import contextmanager
+
+    import uvicorn
+
+    class ReturningServer(uvicorn.Server):
+        def __init__(self, config: uvicorn.Config) -> None:
+            super().__init__(config)
+            self.ready = asyncio.Event()
+
+        @contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            stops = (signal.SIGINT, signal.SIGTERM)
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in stops}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+        async def startup(self, sockets: Any = None) -> None:
+            try:
+                await super().startup(sockets=sockets)
+            except SystemExit:  # the lifespan failed: a SystemExit would end the caller's loop
+                self.should_exit = True
+                return
+            self.ready.set()
+
+    return ReturningServer(config)
