@@ -369,3 +369,48 @@ def test_a_batch_whose_file_is_deleted_before_its_commit_acknowledges_none(
             conn.execute("INSERT INTO organizations (slug, name, date_created) "
                          "VALUES ('a', 'a', 'x')")  # fmt: skip
             path.unlink()
+
+
+def test_a_batch_of_several_writers_whose_commit_fails_acknowledges_none_of_them(
+    tmp_path: Path,
+) -> None:
+    """A holds the batch open until B and C have queued to join it; the file goes before the
+    batch commits: all three writes fail, though each block ran without error."""
+    import time
+
+    path = tmp_path / "x.db"
+    db.init_db(path)
+    backend = db.SqliteBackend(path)
+    inside, proceed = threading.Event(), threading.Event()
+    outcome: dict[str, Any] = {}
+
+    def write(name: str, hold: bool = False) -> None:
+        conn = backend.connection()
+        try:
+            with db.write(conn):
+                conn.execute("INSERT INTO organizations (slug, name, date_created) "
+                             "VALUES (?, ?, 'x')", [name, name])  # fmt: skip
+                if hold:
+                    inside.set()
+                    proceed.wait(10)
+            outcome[name] = "acknowledged"
+        except StorageUnavailable as exc:
+            outcome[name] = exc
+
+    threads = [threading.Thread(target=write, args=("a", True)),
+               threading.Thread(target=write, args=("b",)),
+               threading.Thread(target=write, args=("c",))]  # fmt: skip
+    threads[0].start()
+    assert inside.wait(10)
+    threads[1].start()
+    threads[2].start()
+    deadline = time.monotonic() + 10
+    while _writer_queue(backend) < 2 and time.monotonic() < deadline:
+        time.sleep(0.005)  # the next look at the writer's queue
+    path.unlink()
+    proceed.set()
+    for thread in threads:
+        thread.join(10)
+    assert set(outcome) == {"a", "b", "c"}
+    assert all(isinstance(answer, StorageUnavailable) for answer in outcome.values()), outcome
+    assert all("deleted or replaced" in answer.detail for answer in outcome.values())

@@ -157,3 +157,50 @@ def test_a_database_made_by_the_previous_runners_opens_and_migrates_on(
     assert columns(Path(partial) if backend == "sqlite" else partial) == columns(
         Path(full) if backend == "sqlite" else full
     )
+
+
+# The backend belongs to the app: made with it, closed with its lifespan ----------------------
+
+
+def open_handles(database: Database) -> int:
+    """What this process holds open on `database`: file descriptors of a SQLite file (its WAL
+    and shared memory too), or sessions on a PostgreSQL database (besides the one asking)."""
+    if isinstance(database, Path):
+        names = {str(database), f"{database}-wal", f"{database}-shm"}
+        fds = Path("/proc/self/fd")
+        return sum(1 for fd in fds.iterdir() if _target(fd) in names)
+    with store.connect(database) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            [],
+        ).fetchone()
+    return int(row[0])
+
+
+def _target(link: Path) -> str:
+    try:
+        return os.readlink(link)
+    except OSError:
+        return ""
+
+
+def test_the_app_closes_its_backend_when_its_lifespan_ends(database: Database) -> None:
+    import time
+
+    from clientkeys.config import Settings
+    from clientkeys.server.app import create_app
+    from live import KEYS, seed
+
+    token = seed(database)
+    app = create_app(Settings(database=database, threads=4))
+    with app.test_client() as client:
+        for _ in range(8):  # several handler threads, each with its connection on SQLite
+            response = client.post(KEYS, json={"name": "k"},
+                                   headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+            assert response.status_code == 201
+        assert open_handles(database) > 0
+    deadline = time.monotonic() + 10
+    while open_handles(database) and time.monotonic() < deadline:
+        time.sleep(0.01)  # the server ends a closed session just after the client's goodbye
+    assert open_handles(database) == 0
