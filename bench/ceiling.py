@@ -2,7 +2,7 @@
 
 The same work as `clientkeys serve` per request: the same token lookup (hash, row, scopes,
 organization check), the same project lookup, the same keyset page and Link header, the same
-rows, audit writes and durability (`db.write` with `durability = full`, one connection per
+rows, audit writes and durability (`sqlite.write` with `durability = full`, one connection per
 thread as `SqliteBackend.connection` keeps them), the same JSON fields and DSN URLs (clientkeys'
 repository, pagination and serializers) and the same security headers. What it leaves out is
 everything between the socket and that work: no Connexion, no Flask, no spec, no validation.

@@ -51,4 +51,4 @@ class JournalMiddleware:
             with store.using(self.backend) as database:
                 repository.log_request(database, entry, self.settings.journal_size)
         except StorageUnavailable:
-            pass  # `db` logged the fault; the request's own answer is not the journal's to spoil
+            pass  # logged by the backend; the request's own answer is not the journal's to spoil
