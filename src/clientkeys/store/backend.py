@@ -21,7 +21,7 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
-from clientkeys.config import HasScope, Settings, is_postgres, redacted
+from clientkeys.config import HasScope, Settings, is_postgres
 from clientkeys.core.errors import StorageUnavailable
 
 POSTGRES_MODULES = ("psycopg", "psycopg_pool")
@@ -200,11 +200,6 @@ def connect(database: Path | str) -> Any:
 def init_db(database: Path | str) -> None:
     """Create the database (a SQLite file) and apply pending migrations (`Backend.init`)."""
     open_backend(database).init()
-
-
-def describe(database: Path | str) -> str:
-    """The database as messages show it (a URL without its password)."""
-    return redacted(database)
 
 
 # Errors that escaped a connection ---------------------------------------------------------

@@ -74,8 +74,6 @@ _CLASSES: dict[str, str] = {
 }
 """SQLSTATE classes (their first two characters) about the storage."""
 
-logger = logging.getLogger("clientkeys.db")
-
 
 def fault_of(exc: BaseException) -> StorageUnavailable | None:
     """The storage fault a psycopg error stands for, or None when it is not one (a constraint,
@@ -452,13 +450,3 @@ class PostgresBackend:
     def reported_fault(exc: BaseException) -> StorageUnavailable | None:
         """`reported_fault`: the storage fault an untranslated error stands for, logged once."""
         return reported_fault(exc)
-
-
-def init_db(url: str) -> None:
-    """`PostgresBackend.init` for the database at `url`."""
-    PostgresBackend(url).init()
-
-
-def check_writable(url: str) -> None:
-    """`PostgresBackend.check_writable` for the database at `url`."""
-    PostgresBackend(url).check_writable()

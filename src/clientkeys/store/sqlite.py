@@ -19,7 +19,6 @@ What a write guarantees (a second backend must keep the same promises):
 
 from __future__ import annotations
 
-import logging
 import os
 import sqlite3
 import threading
@@ -39,7 +38,6 @@ from clientkeys.store import faults, schema
 from clientkeys.store.backend import IntegrityError
 from clientkeys.store.group_commit import GroupCommit
 
-logger = logging.getLogger(__name__)
 BUSY_TIMEOUT_MS = 10_000
 DURABILITY = {"full": "FULL", "normal": "NORMAL"}
 """The `durability` setting -> SQLite's synchronous mode (in WAL). `full` syncs the WAL to disk
