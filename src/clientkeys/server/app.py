@@ -4,8 +4,8 @@ an admin token, the test controls."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from connexion import FlaskApp
@@ -41,7 +41,7 @@ class SettingsMiddleware:
         await self.app(scope, receive, send)
 
 
-def _closing(backend: store.Backend) -> Any:
+def _closing(backend: store.Backend) -> Callable[[Any], AbstractAsyncContextManager[None]]:
     """The app's lifespan: at its end, close what the backend holds open (threads'
     connections, a pool)."""
 
