@@ -271,8 +271,23 @@ def test_check_writable_names_the_file_in_one_line(tmp_path: Path) -> None:
 # Group commit: the handler threads' writes (`SqliteBackend.connection`) share transactions --
 
 
-def _writer_queue(backend: db.SqliteBackend) -> int:
-    return backend.group.queued
+class ObservedTurn(threading.Condition):
+    """The group commit's turn, which tells the test each time a writer starts waiting for it
+    (queued behind the writer whose turn it is)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.queued = threading.Semaphore(0)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.queued.release()
+        return super().wait(timeout)
+
+
+def observed(backend: db.SqliteBackend) -> ObservedTurn:
+    """Give `backend`'s group commit an observed turn (before any thread writes)."""
+    turn = backend.group.turn = ObservedTurn()
+    return turn
 
 
 def test_writes_of_concurrent_threads_share_one_commit_and_a_failed_one_drops_out(
@@ -281,13 +296,13 @@ def test_writes_of_concurrent_threads_share_one_commit_and_a_failed_one_drops_ou
     """A holds its write open until B and C queue behind it; B fails (the slug A took), C
     succeeds. A is acknowledged only with C's commit, B's failure takes nothing with it."""
     import threading
-    import time
 
     from clientkeys.core.errors import Conflict
 
     path = tmp_path / "x.db"
     db.init_db(path)
     backend = db.SqliteBackend(path)
+    turn = observed(backend)
     inside, proceed = threading.Event(), threading.Event()
     outcome: dict[str, Any] = {}
 
@@ -308,19 +323,14 @@ def test_writes_of_concurrent_threads_share_one_commit_and_a_failed_one_drops_ou
         except Conflict as exc:
             outcome[name] = exc
 
-    def queued(count: int) -> None:
-        deadline = time.monotonic() + 10
-        while _writer_queue(backend) < count and time.monotonic() < deadline:
-            time.sleep(0.005)
-
     threads = [threading.Thread(target=first), threading.Thread(target=create, args=("B", "a")),
                threading.Thread(target=create, args=("C", "c"))]  # fmt: skip
     threads[0].start()
     inside.wait(10)
     threads[1].start()
-    queued(1)
+    assert turn.queued.acquire(timeout=10)  # B waits for its turn
     threads[2].start()
-    queued(2)
+    assert turn.queued.acquire(timeout=10)  # so does C, behind B
     proceed.set()
     for thread in threads:
         thread.join(10)
@@ -376,11 +386,11 @@ def test_a_batch_of_several_writers_whose_commit_fails_acknowledges_none_of_them
 ) -> None:
     """A holds the batch open until B and C have queued to join it; the file goes before the
     batch commits: all three writes fail, though each block ran without error."""
-    import time
 
     path = tmp_path / "x.db"
     db.init_db(path)
     backend = db.SqliteBackend(path)
+    turn = observed(backend)
     inside, proceed = threading.Event(), threading.Event()
     outcome: dict[str, Any] = {}
 
@@ -404,9 +414,7 @@ def test_a_batch_of_several_writers_whose_commit_fails_acknowledges_none_of_them
     assert inside.wait(10)
     threads[1].start()
     threads[2].start()
-    deadline = time.monotonic() + 10
-    while _writer_queue(backend) < 2 and time.monotonic() < deadline:
-        time.sleep(0.005)  # the next look at the writer's queue
+    assert turn.queued.acquire(timeout=10) and turn.queued.acquire(timeout=10)  # B and C wait
     path.unlink()
     proceed.set()
     for thread in threads:
