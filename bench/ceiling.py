@@ -2,8 +2,8 @@
 
 The same work as `clientkeys serve` per request: the same token lookup (hash, row, scopes,
 organization check), the same project lookup, the same keyset page and Link header, the same
-rows, audit writes and durability (`db.write` with `durability = full`, one connection per
-thread as `db.connection` keeps them), the same JSON fields and DSN URLs (clientkeys'
+rows, audit writes and durability (`sqlite.write` with `durability = full`, one connection per
+thread as `SqliteBackend.connection` keeps them), the same JSON fields and DSN URLs (clientkeys'
 repository, pagination and serializers) and the same security headers. What it leaves out is
 everything between the socket and that work: no Connexion, no Flask, no spec, no validation.
 A plain WSGI callable, served by gunicorn's sync workers (a C-free loop, one request at a time
@@ -20,6 +20,7 @@ import os
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -50,8 +51,13 @@ class Work:
     durability: str = "full"
     per_page: int = 100
 
+    @cached_property
+    def backend(self) -> db.SqliteBackend:
+        """The database as the server holds it: one connection per thread, group commit."""
+        return db.SqliteBackend(self.database, self.durability)
+
     def connection(self) -> Any:
-        return db.connection(self.database, self.durability)
+        return self.backend.connection()
 
     def token(self, token: str) -> dict[str, Any] | None:
         """The token lookup `auth.bearer_info` does."""

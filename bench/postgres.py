@@ -192,8 +192,6 @@ def main() -> None:
                         runs.setdefault((label, connections, name), []).append(result)
                         print(f"  round {round_} {label:14} c={connections:<3} {name:22} "
                               f"{result.rps:8.0f} req/s  p99 {result.p99:7.1f} ms")  # fmt: skip
-        for database in (one, many):
-            store.dispose(database)
     server_errors = logged_errors(folder)
     shutil.rmtree(folder, ignore_errors=True)
     results = {key: median(values) for key, values in runs.items()}

@@ -483,12 +483,13 @@ def size_table(
 
 
 WHOLE = [  # layers that take a sample when any frame of its stack matches
-    ("SQLite BEGIN, COMMIT and fsync", ("_commit (clientkeys/db.py", "_begin_immediate (",
-                                        "_Writer._begin (")),
+    ("SQLite BEGIN, COMMIT and fsync", ("_commit (clientkeys/store/group_commit.py",
+                                        "_begin_immediate (", "GroupCommit._begin (")),
     ("token lookup (SQLite, on a worker thread)", ("bearer_info (clientkeys/auth.py",)),
 ]  # fmt: skip
 LAYERS = [  # (layer, patterns in a frame), matched from the leaf frame up
-    ("SQLite queries", ("sqlite_utils/", "clientkeys/repository.py", "clientkeys/db.py")),
+    ("SQLite queries", ("sqlite_utils/", "clientkeys/store/repository.py",
+                        "clientkeys/store/sqlite.py")),
     ("JSON encode/decode", ("orjson", "clientkeys/compiled.py (dumps", "json/")),
     ("response validation", ("response_validation.py", "CompiledJSONResponseBodyValidator",
                              "validators/abstract.py")),

@@ -95,26 +95,25 @@ def new_database(
 
 
 @pytest.fixture(params=BACKENDS)
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path | str]:
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
     """A new database of each backend, with nothing in it (no tables yet): for the commands
     and the live servers."""
-    url = new_database(request, request.param, tmp_path, migrated=False)
-    yield url
-    storage.dispose(url)
+    return new_database(request, request.param, tmp_path, migrated=False)
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
-def settings(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Settings]:
+def settings(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     database = new_database(request, request.param, tmp_path_factory.mktemp("store"))
-    yield Settings(database=database)
-    storage.dispose(database)
+    return Settings(database=database)
 
 
 @pytest.fixture(scope="module")
-def app(settings: Settings) -> Any:
-    return create_app(settings)
+def app(settings: Settings) -> Iterator[Any]:
+    """The module's app; its lifespan runs around the module, so its backend is closed at the
+    end (and what a test's own client's lifespan closed reopens on use)."""
+    app = create_app(settings)
+    with app.test_client():
+        yield app
 
 
 @pytest.fixture(scope="module")
@@ -148,8 +147,7 @@ def memory_db(request: pytest.FixtureRequest) -> Iterator[Connection]:
     """A fresh database with every migration applied: SQLite in memory, or an emptied
     PostgreSQL database."""
     if request.param == "sqlite":
-        database = Database(memory=True)
-        db.migrate(database)
+        database = db.memory()
     else:
         database = storage.connect(request.getfixturevalue("postgres_scratch"))
         empty(database)

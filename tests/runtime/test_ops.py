@@ -255,11 +255,12 @@ def test_metrics_count_waits_for_the_write_lock(tmp_path: Path, lock: str) -> No
     metrics.enable()
     path = tmp_path / "locks.db"
     db.init_db(path)
+    backend = db.SqliteBackend(path)  # a worker's: its handler threads write by group commit
     holding, release = threading.Event(), threading.Event()
 
     def other_writer() -> None:
         if lock == "process":  # another handler thread: its write joins the same writer
-            with db.write(db.connection(path)):
+            with db.write(backend.connection()):
                 holding.set()
                 release.wait(5)
         else:
@@ -275,7 +276,7 @@ def test_metrics_count_waits_for_the_write_lock(tmp_path: Path, lock: str) -> No
     thread.start()
     holding.wait(5)
     threading.Timer(0.05, release.set).start()
-    with db.write(db.connection(path)):  # must wait for the other writer
+    with db.write(backend.connection()):  # must wait for the other writer
         pass
     thread.join()
     assert _lock_waits(lock) - before == 1

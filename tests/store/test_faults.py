@@ -57,7 +57,6 @@ def race_server(
     database = new_database(request, request.param, folder)
     with serving(database, seed(database), logs=folder) as server:
         yield server
-    store.dispose(database)
 
 
 def audit_events(database: Database, public_key: str) -> list[str]:

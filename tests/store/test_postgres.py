@@ -155,7 +155,6 @@ def test_a_key_locked_longer_than_the_timeout_is_a_503_and_the_write_goes_throug
         assert client.get(f"{KEYS}{key['id']}/", headers=headers).json()["name"] == key["name"]
         response = client.put(f"{KEYS}{key['id']}/", json={"name": "x"}, headers=headers)
         assert response.status_code == 200 and response.json()["name"] == "x"
-    store.dispose(database)
 
 
 # Three nodes on one database -------------------------------------------------------------------
@@ -256,7 +255,6 @@ def test_three_nodes_on_one_database_lose_nothing_duplicate_nothing_and_page_con
     finally:
         for node in nodes:
             stop(node)
-    store.dispose(database)
 
 
 def fixture_keys(folder: Path) -> int:

@@ -204,10 +204,6 @@ def test_the_journal_keeps_the_newest_entries_oldest_first(memory_db: Database) 
 # Concurrent writers: each write reads what it changes inside its own transaction -----------
 
 
-LOCK_HELD_SECONDS = 0.2
-"""How long the other writer keeps the write lock: the write under test is waiting by then."""
-
-
 @pytest.fixture(params=BACKENDS)
 def two_writers(
     request: pytest.FixtureRequest, tmp_path: Path
@@ -222,15 +218,48 @@ def two_writers(
     yield first, second, project
     first.close()
     second.close()
-    store.dispose(database)
+
+
+def blocked(waiter: Database) -> Callable[[float], bool]:
+    """A wait (up to a timeout) until `waiter` is stopped by a lock another connection holds:
+    on SQLite, its BEGIN IMMEDIATE asked again, the first having been refused (each statement
+    SQLite starts is reported to the trace callback); on PostgreSQL, the server shows its
+    session waiting for a lock (`pg_stat_activity`, read from a connection of its own)."""
+    if not on_postgres(waiter):
+        asked, refused = [0], threading.Event()
+
+        def trace(statement: str) -> None:
+            if statement == "BEGIN IMMEDIATE":
+                asked[0] += 1
+                if asked[0] >= 2:
+                    refused.set()
+
+        waiter.conn.set_trace_callback(trace)
+        return refused.wait
+    pid = waiter.conn.info.backend_pid
+
+    def waiting_for_a_lock(timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        with store.connect(waiter.backend.database) as watcher:
+            while time.monotonic() < deadline:
+                row = watcher.execute(
+                    "SELECT wait_event_type FROM pg_stat_activity WHERE pid = ?", [pid]
+                ).fetchone()
+                if row is not None and row[0] == "Lock":
+                    return True
+                time.sleep(0.005)  # the next look at the server's state, not a guess at timing
+        return False
+
+    return waiting_for_a_lock
 
 
 def while_waiting_for_the_lock(
-    waiting: Callable[[], Any], other: Database, change: str, params: list[Any]
+    waiting: Callable[[], Any], waiter: Database, other: Database, change: str, params: list[Any]
 ) -> Any:
-    """Make `change` in a transaction of `other`, run `waiting` in a thread while that
-    transaction holds its locks (SQLite's write lock; PostgreSQL's on the rows changed), then
-    commit: what `waiting` returns or raises, having started before the change was committed."""
+    """Make `change` in a transaction of `other`, run `waiting` (which writes through `waiter`)
+    in a thread until that transaction's locks stop it (SQLite's write lock; PostgreSQL's on the
+    rows changed), then commit: what `waiting` returns or raises, having started before the
+    change was committed."""
     outcome: list[Any] = []
 
     def run() -> None:
@@ -241,9 +270,10 @@ def while_waiting_for_the_lock(
 
     other.execute("BEGIN" if on_postgres(other) else "BEGIN IMMEDIATE", [])
     other.execute(change, params)
+    stopped = blocked(waiter)
     thread = threading.Thread(target=run)
     thread.start()
-    time.sleep(LOCK_HELD_SECONDS)
+    assert stopped(10)
     assert thread.is_alive()  # waiting for the lock
     other.execute("COMMIT", [])
     thread.join(timeout=10)
@@ -259,7 +289,7 @@ def test_an_update_keeps_a_change_committed_while_it_waited(two_writers: Any) ->
             lambda row: domain.plan_update(row, {"isActive": False}, "7.x"),
             include_internal=False,
         ),
-        first, "UPDATE keys SET label = 'renamed' WHERE id = ?", [key["id"]],
+        second, first, "UPDATE keys SET label = 'renamed' WHERE id = ?", [key["id"]],
     )  # fmt: skip
     assert (updated["label"], updated["status"]) == ("renamed", domain.INACTIVE)
     stored = repository.find_key(first, key["public_key"])
@@ -277,7 +307,7 @@ def test_an_update_of_a_key_deleted_while_it_waited_is_not_found(two_writers: An
             second, project["id"], key["public_key"],
             lambda row: domain.plan_update(row, {"name": "late"}, "7.x"), include_internal=False,
         ),
-        first, "DELETE FROM keys WHERE id = ?", [key["id"]],
+        second, first, "DELETE FROM keys WHERE id = ?", [key["id"]],
     )  # fmt: skip
     assert isinstance(outcome, NotFound)
     assert events(first) == [domain.KEY_ADDED]  # no edit audited for a key that is gone
@@ -290,7 +320,7 @@ def test_a_delete_of_a_key_deleted_while_it_waited_is_not_found(two_writers: Any
         lambda: repository.delete_key(
             second, project["id"], key["public_key"], include_internal=False
         ),
-        first, "DELETE FROM keys WHERE id = ?", [key["id"]],
+        second, first, "DELETE FROM keys WHERE id = ?", [key["id"]],
     )  # fmt: skip
     assert isinstance(outcome, NotFound)
     assert events(first) == [domain.KEY_ADDED]
@@ -301,6 +331,7 @@ def test_a_secret_taken_while_a_create_waited_is_reported_on_secret(two_writers:
     secret = "a" * 32
     outcome = while_waiting_for_the_lock(
         lambda: repository.insert_key(second, project["id"], domain.new_key(secret=secret)),
+        second,
         first,
         "INSERT INTO keys (project_id, label, public_key, secret_key, date_added) "
         "VALUES (?, 'other', ?, ?, 'x')",

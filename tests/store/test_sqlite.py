@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import subprocess
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from clientkeys.config import Settings
 from clientkeys.core import domain
 from clientkeys.core.errors import StorageFull, StorageUnavailable
 from clientkeys.store import backend as storage
-from clientkeys.store import repository
+from clientkeys.store import repository, schema
 from clientkeys.store import sqlite as db
 from conftest import on_postgres
 
@@ -27,9 +28,9 @@ def test_migrations_are_idempotent(tmp_path: Path) -> None:
     db.init_db(path)
     db.init_db(path)
     with db.connect(path) as conn:
-        applied = [m.name for m in db.migrations.applied(conn)]
+        applied = conn.backend.applied_migrations(conn)
         assert applied[0] == "m001_initial" and applied == sorted(set(applied))
-        assert db.migrations.pending(conn) == []
+        assert schema.pending(conn, schema.SQLITE) == []
         assert {"organizations", "projects", "tokens", "keys"} <= set(conn.table_names())
 
 
@@ -68,27 +69,42 @@ def test_write_rolls_back_on_error(tmp_path: Path) -> None:
         assert repository.list_organizations(conn) == []
 
 
+def refused_begins(conn: Database) -> threading.Event:
+    """Set once `conn` asks for the write lock a second time: its first BEGIN IMMEDIATE was
+    refused (SQLite reports each statement it starts to the trace callback)."""
+    asked, refused = [0], threading.Event()
+
+    def trace(statement: str) -> None:
+        if statement == "BEGIN IMMEDIATE":
+            asked[0] += 1
+            if asked[0] >= 2:
+                refused.set()
+
+    conn.conn.set_trace_callback(trace)
+    return refused
+
+
 def test_a_write_waits_for_another_writer_and_then_succeeds(tmp_path: Path) -> None:
-    import threading
     import time
 
     db.init_db(tmp_path / "x.db")
     holder, waiter = db.connect(tmp_path / "x.db"), db.connect(tmp_path / "x.db")
     holder.execute("BEGIN IMMEDIATE")  # another process holding the write lock
     done: list[float] = []
+    waiting = refused_begins(waiter)
 
     def create() -> None:
-        started = time.monotonic()
         repository.insert_organization(waiter, "later")
-        done.append(time.monotonic() - started)
+        done.append(time.monotonic())
 
     thread = threading.Thread(target=create)
     thread.start()
-    time.sleep(0.2)
+    assert waiting.wait(10)
     assert not done  # still waiting
+    committed = time.monotonic()
     holder.execute("COMMIT")
     thread.join(timeout=10)
-    assert done and done[0] >= 0.2
+    assert done and done[0] >= committed
     assert [o["slug"] for o in repository.list_organizations(holder)] == ["later"]
     assert waiter.execute("PRAGMA busy_timeout").fetchone()[0] == db.BUSY_TIMEOUT_MS
 
@@ -102,8 +118,10 @@ def test_many_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
             conn, repository.insert_organization(conn, "o")["slug"], "p"
         )
 
+    backend = db.SqliteBackend(tmp_path / "x.db")
+
     def create(_: int) -> None:
-        with db.using(tmp_path / "x.db") as conn:
+        with storage.using(backend) as conn:
             repository.insert_key(conn, project["id"], domain.new_key())
 
     with ThreadPoolExecutor(8) as pool:
@@ -116,7 +134,7 @@ def test_a_transaction_a_request_left_open_is_rolled_back_at_teardown(
     app: Any, settings: Settings, store: Database
 ) -> None:
     with app.app.app_context():  # what a handler's `get_db()` holds during a request
-        g.db = storage.connection(settings)
+        g.db = storage.backend_for(settings).connection()
         g.db.execute("BEGIN" if on_postgres(store) else "BEGIN IMMEDIATE", [])
         g.db.execute(
             "INSERT INTO organizations (slug, name, date_created) VALUES ('x', 'x', 'x')", []
@@ -183,10 +201,11 @@ def test_a_write_into_a_file_deleted_meanwhile_is_not_acknowledged(tmp_path: Pat
 def test_a_thread_reopens_its_connection_when_the_file_is_replaced(tmp_path: Path) -> None:
     path = tmp_path / "x.db"
     db.init_db(path)
-    first = db.connection(path)
-    assert db.connection(path) is first
+    backend = db.SqliteBackend(path)
+    first = backend.connection()
+    assert backend.connection() is first
     os.replace(make_database(tmp_path / "other.db", "replaced"), path)
-    again = db.connection(path)
+    again = backend.connection()
     assert again is not first
     assert [o["slug"] for o in repository.list_organizations(again)] == ["replaced"]
 
@@ -194,12 +213,13 @@ def test_a_thread_reopens_its_connection_when_the_file_is_replaced(tmp_path: Pat
 def test_a_thread_without_its_database_file_gets_503(tmp_path: Path) -> None:
     path = tmp_path / "x.db"
     db.init_db(path)
-    db.connection(path)
+    backend = db.SqliteBackend(path)
+    backend.connection()
     path.unlink()
     with pytest.raises(StorageUnavailable, match="deleted or replaced"):
-        db.connection(path)
+        backend.connection()
     with pytest.raises(StorageUnavailable, match="cannot be opened"):
-        db.connection(path)  # nothing to reopen either: SQLite must not create a new file
+        backend.connection()  # nothing to reopen either: SQLite must not create a new file
     assert not path.exists()
 
 
@@ -215,19 +235,21 @@ def test_a_connection_opened_read_only_is_reopened_once_the_file_is_writable(
 ) -> None:
     path = tmp_path / "x.db"
     db.init_db(path)
+    backend = db.SqliteBackend(path)
     # A write that succeeds clears what other tests left in this process (on another file: this
     # thread must open its connection to `path` only once the file is unwritable).
-    repository.insert_organization(db.connection(make_database(tmp_path / "o.db", "o")), "p")
+    other = db.SqliteBackend(make_database(tmp_path / "o.db", "o"))
+    repository.insert_organization(other.connection(), "p")
     caplog.clear()
     subprocess.run(["chattr", "+i", str(path)], check=True)
     try:
         for slug in ("a", "b"):
             with pytest.raises(StorageUnavailable, match="read-only"):
-                repository.insert_organization(db.connection(path), slug)
+                repository.insert_organization(backend.connection(), slug)
     finally:
         subprocess.run(["chattr", "-i", str(path)], check=True)
-    repository.insert_organization(db.connection(path), "c")
-    assert [o["slug"] for o in repository.list_organizations(db.connection(path))] == ["c"]
+    repository.insert_organization(backend.connection(), "c")
+    assert [o["slug"] for o in repository.list_organizations(backend.connection())] == ["c"]
     logged = [r.getMessage() for r in caplog.records if r.name == "clientkeys.db"]
     assert len(logged) == 2 and logged[0].startswith(f"Storage fault: {db.READ_ONLY} (")
     assert logged[1] == "Storage recovered: writes are stored again."
@@ -246,12 +268,26 @@ def test_check_writable_names_the_file_in_one_line(tmp_path: Path) -> None:
     assert refused.value.detail == f"Cannot use the database {path}: {db.READ_ONLY}"
 
 
-# Group commit: the handler threads' writes (`db.connection`) share transactions ------------
+# Group commit: the handler threads' writes (`SqliteBackend.connection`) share transactions --
 
 
-def _writer_queue(path: Path) -> int:
-    writer = db._writers.get((os.path.abspath(path), "full"))
-    return 0 if writer is None else writer.queued
+class ObservedTurn(threading.Condition):
+    """The group commit's turn, which tells the test each time a writer starts waiting for it
+    (queued behind the writer whose turn it is)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.queued = threading.Semaphore(0)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.queued.release()
+        return super().wait(timeout)
+
+
+def observed(backend: db.SqliteBackend) -> ObservedTurn:
+    """Give `backend`'s group commit an observed turn (before any thread writes)."""
+    turn = backend.group.turn = ObservedTurn()
+    return turn
 
 
 def test_writes_of_concurrent_threads_share_one_commit_and_a_failed_one_drops_out(
@@ -260,17 +296,18 @@ def test_writes_of_concurrent_threads_share_one_commit_and_a_failed_one_drops_ou
     """A holds its write open until B and C queue behind it; B fails (the slug A took), C
     succeeds. A is acknowledged only with C's commit, B's failure takes nothing with it."""
     import threading
-    import time
 
     from clientkeys.core.errors import Conflict
 
     path = tmp_path / "x.db"
     db.init_db(path)
+    backend = db.SqliteBackend(path)
+    turn = observed(backend)
     inside, proceed = threading.Event(), threading.Event()
     outcome: dict[str, Any] = {}
 
     def first() -> None:
-        conn = db.connection(path)
+        conn = backend.connection()
         with db.write(conn):
             conn.execute("INSERT INTO organizations (slug, name, date_created) "
                          "VALUES ('a', 'a', 'x')")  # fmt: skip
@@ -281,24 +318,19 @@ def test_writes_of_concurrent_threads_share_one_commit_and_a_failed_one_drops_ou
 
     def create(name: str, slug: str) -> None:
         try:
-            repository.insert_organization(db.connection(path), slug)
+            repository.insert_organization(backend.connection(), slug)
             outcome[name] = "stored"
         except Conflict as exc:
             outcome[name] = exc
-
-    def queued(count: int) -> None:
-        deadline = time.monotonic() + 10
-        while _writer_queue(path) < count and time.monotonic() < deadline:
-            time.sleep(0.005)
 
     threads = [threading.Thread(target=first), threading.Thread(target=create, args=("B", "a")),
                threading.Thread(target=create, args=("C", "c"))]  # fmt: skip
     threads[0].start()
     inside.wait(10)
     threads[1].start()
-    queued(1)
+    assert turn.queued.acquire(timeout=10)  # B waits for its turn
     threads[2].start()
-    queued(2)
+    assert turn.queued.acquire(timeout=10)  # so does C, behind B
     proceed.set()
     for thread in threads:
         thread.join(10)
@@ -316,12 +348,13 @@ def test_many_threads_writing_at_once_each_get_their_own_outcome(tmp_path: Path)
 
     path = tmp_path / "x.db"
     db.init_db(path)
-    repository.insert_organization(db.connection(path), "taken")
+    backend = db.SqliteBackend(path)
+    repository.insert_organization(backend.connection(), "taken")
 
     def create(i: int) -> str:
         slug = "taken" if i % 2 else f"org-{i}"
         try:
-            with db.using(path) as conn:
+            with storage.using(backend) as conn:
                 repository.insert_organization(conn, slug)
         except Conflict:
             return "conflict"
@@ -340,9 +373,52 @@ def test_a_batch_whose_file_is_deleted_before_its_commit_acknowledges_none(
 ) -> None:
     path = tmp_path / "x.db"
     db.init_db(path)
-    conn = db.connection(path)
+    conn = db.SqliteBackend(path).connection()
     with pytest.raises(StorageUnavailable, match="deleted or replaced"):
         with db.write(conn):
             conn.execute("INSERT INTO organizations (slug, name, date_created) "
                          "VALUES ('a', 'a', 'x')")  # fmt: skip
             path.unlink()
+
+
+def test_a_batch_of_several_writers_whose_commit_fails_acknowledges_none_of_them(
+    tmp_path: Path,
+) -> None:
+    """A holds the batch open until B and C have queued to join it; the file goes before the
+    batch commits: all three writes fail, though each block ran without error."""
+
+    path = tmp_path / "x.db"
+    db.init_db(path)
+    backend = db.SqliteBackend(path)
+    turn = observed(backend)
+    inside, proceed = threading.Event(), threading.Event()
+    outcome: dict[str, Any] = {}
+
+    def write(name: str, hold: bool = False) -> None:
+        conn = backend.connection()
+        try:
+            with db.write(conn):
+                conn.execute("INSERT INTO organizations (slug, name, date_created) "
+                             "VALUES (?, ?, 'x')", [name, name])  # fmt: skip
+                if hold:
+                    inside.set()
+                    proceed.wait(10)
+            outcome[name] = "acknowledged"
+        except StorageUnavailable as exc:
+            outcome[name] = exc
+
+    threads = [threading.Thread(target=write, args=("a", True)),
+               threading.Thread(target=write, args=("b",)),
+               threading.Thread(target=write, args=("c",))]  # fmt: skip
+    threads[0].start()
+    assert inside.wait(10)
+    threads[1].start()
+    threads[2].start()
+    assert turn.queued.acquire(timeout=10) and turn.queued.acquire(timeout=10)  # B and C wait
+    path.unlink()
+    proceed.set()
+    for thread in threads:
+        thread.join(10)
+    assert set(outcome) == {"a", "b", "c"}
+    assert all(isinstance(answer, StorageUnavailable) for answer in outcome.values()), outcome
+    assert all("deleted or replaced" in answer.detail for answer in outcome.values())

@@ -15,7 +15,6 @@ from clientkeys.cli.options import (
     opened,
 )
 from clientkeys.core import domain
-from clientkeys.store import backend as store
 from clientkeys.store import repository
 
 
@@ -24,7 +23,7 @@ from clientkeys.store import repository
 def init_db(database: Path | str | None) -> None:
     """Create the database or apply pending migrations."""
     with opened(database) as conn:
-        applied = store.applied_migrations(conn)
+        applied = conn.backend.applied_migrations(conn)
     click.echo(f"Database ready ({len(applied)} migrations applied).")
 
 

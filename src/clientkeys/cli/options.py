@@ -235,14 +235,17 @@ def opened(database: Path | str | None, *, writable: bool = False) -> Iterator[C
     clean CLI errors."""
     path = load_settings(database=database).database
     require_store(path)
+    backend = store.open_backend(path)
     try:
-        store.init_db(path)
+        backend.init()
         if writable:
-            store.check_writable(path)
-        with store.connect(path) as conn:
+            backend.check_writable()
+        with backend.connect() as conn:
             yield conn
     except ClientKeysError as exc:
         raise click.ClickException(exc.detail) from None
+    finally:
+        backend.close()
 
 
 def require_store(database: Path | str) -> None:

@@ -23,7 +23,6 @@ from clientkeys.config import ServeProcess, Settings
 from clientkeys.core import domain
 from clientkeys.core.errors import ClientKeysError
 from clientkeys.runtime import runner, service
-from clientkeys.store import backend as store
 from clientkeys.store import fixtures, repository
 from clientkeys.store.backend import Connection
 
@@ -94,7 +93,7 @@ def health(url: str | None, timeout: float) -> None:
 def _prepare_store(settings: Settings, fixtures_file: Path | None, demo: bool, url: str) -> None:
     """Migrate the database, load fixtures and demo data, and save the state that
     `/__admin/reset` returns to; nodes starting at once on one database take turns."""
-    with opened(settings.database, writable=True) as conn, store.starting(conn):
+    with opened(settings.database, writable=True) as conn, conn.backend.starting(conn):
         if fixtures_file is not None:
             try:
                 created = fixtures.load(conn, fixtures_file)

@@ -1,10 +1,16 @@
-"""The app factory: the API built from the spec (`server.build_app`), with its database, the
-handlers named by the operationIds, and, with an admin token, the test controls."""
+"""The app factory: the API built from the spec (`server.build_app`), with its storage backend
+(made once per app, closed in its lifespan), the handlers named by the operationIds, and, with
+an admin token, the test controls."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
 from connexion import FlaskApp
 from connexion.middleware import MiddlewarePosition
+from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from clientkeys.config import SETTINGS_KEY, Settings
@@ -20,16 +26,33 @@ HANDLERS = "clientkeys.server.handlers"
 
 
 class SettingsMiddleware:
-    """Puts the app's settings into every request's state (`config.settings_of`)."""
+    """Puts the app's settings and storage backend into every request's state
+    (`config.settings_of`, `store.backend.backend_of`)."""
 
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+    def __init__(self, app: ASGIApp, settings: Settings, backend: store.Backend) -> None:
         self.app = app
         self.settings = settings
+        self.backend = backend
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            scope.setdefault("state", {})[SETTINGS_KEY] = self.settings
+            state = scope.setdefault("state", {})
+            state[SETTINGS_KEY], state[store.BACKEND_KEY] = self.settings, self.backend
         await self.app(scope, receive, send)
+
+
+def _closing(backend: store.Backend) -> Callable[[Any], AbstractAsyncContextManager[None]]:
+    """The app's lifespan: at its end, close what the backend holds open (threads'
+    connections, a pool)."""
+
+    @asynccontextmanager
+    async def lifespan(_app: Any) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await run_in_threadpool(backend.close)
+
+    return lifespan
 
 
 def _api(settings: Settings, name: str) -> Api:
@@ -46,7 +69,8 @@ def create_app(settings: Settings | None = None) -> FlaskApp:
     and written; with `settings.metrics`, `/metrics` is served.
     """
     settings = settings or Settings.from_env()
-    store.init_db(settings.database)
+    backend = store.backend_for(settings)
+    backend.init()
     apis = [_api(settings, openapi.SPEC_FILE)]
     if settings.admin_token:
         apis.append(_api(settings, openapi.ADMIN_SPEC_FILE))
@@ -57,16 +81,19 @@ def create_app(settings: Settings | None = None) -> FlaskApp:
         validate_requests=settings.validate_requests,
         max_body_bytes=settings.max_body_bytes,
         threads=settings.threads,
-        checks={"database": lambda: store.probe(settings)},
+        checks={"database": backend.probe},
         observe=True,
         record_metrics=settings.metrics,
+        lifespan=_closing(backend),
     )
     _request.init_app(app)
     if settings.admin_token:
         app.add_middleware(
-            JournalMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION, settings=settings
-        )
+            JournalMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION, settings=settings,
+            backend=backend,
+        )  # fmt: skip
     app.add_middleware(
-        SettingsMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION, settings=settings
-    )
+        SettingsMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION, settings=settings,
+        backend=backend,
+    )  # fmt: skip
     return app

@@ -31,8 +31,7 @@ InfoFunc = Callable[..., TokenInfo | None]
 
 def bearer_info(token: str, request: ConnexionRequest) -> TokenInfo | None:
     """The stored token's organization, scopes and superuser flag, or None if unknown."""
-    settings = settings_of(request)
-    with store.using(settings) as database:
+    with store.using(store.backend_of(request)) as database:
         row = repository.find_token(database, token)
     return None if row is None else token_info(row)
 

@@ -21,9 +21,10 @@ class JournalMiddleware:
     a client that reads the journal right after an answer finds that request in it. Whether
     the request passed validation comes from its `Exchange` (`access.ValidatedMarker`)."""
 
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+    def __init__(self, app: ASGIApp, settings: Settings, backend: store.Backend) -> None:
         self.app = app
         self.settings = settings
+        self.backend = backend
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"].startswith(ADMIN_PREFIX):
@@ -47,7 +48,7 @@ class JournalMiddleware:
 
     def _write(self, entry: dict[str, Any]) -> None:
         try:
-            with store.using(self.settings) as database:
+            with store.using(self.backend) as database:
                 repository.log_request(database, entry, self.settings.journal_size)
         except StorageUnavailable:
-            pass  # `db` logged the fault; the request's own answer is not the journal's to spoil
+            pass  # logged by the backend; the request's own answer is not the journal's to spoil

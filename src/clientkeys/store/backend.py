@@ -1,9 +1,15 @@
-"""Which store the `database` setting names, and the few calls that differ between the two.
+"""The storage interface: a `Backend` is one database, named by the `database` setting, with
+everything this process holds open on it; `open_backend` makes the one a setting names.
 
-A path is a SQLite file (`db`); a `postgresql://` URL is a PostgreSQL database (`postgres`,
-imported only then, so SQLite needs nothing more). Both keep the same promises (`db`'s
-docstring) and run the same queries: the repository writes each once, in SQLite's `?` style,
-and the dialect differences are all here (`lock_rows`, the key id sequence).
+A path is a SQLite file (`sqlite.SqliteBackend`); a `postgresql://` URL is a PostgreSQL database
+(`postgres.PostgresBackend`, imported only then, so SQLite needs nothing more). A second backend
+is a second class behind this interface, not a branch in its callers. Both keep the same
+promises (`sqlite`'s docstring) and run the same queries: the repository writes each once, in
+SQLite's `?` style, and asks the connection's backend for the few things that differ (`write`,
+`lock_rows`, the key id sequence).
+
+The server makes one backend per app and closes it in the app's lifespan; a command opens one
+around its work (`connect`: a connection of its own, whose backend holds nothing else).
 """
 
 from __future__ import annotations
@@ -11,18 +17,17 @@ from __future__ import annotations
 import importlib.util
 import sqlite3
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import Any, Protocol
 
-from sqlite_utils import Database
-
-from clientkeys.config import Settings, is_postgres, redacted
+from clientkeys.config import HasScope, Settings, is_postgres
 from clientkeys.core.errors import StorageUnavailable
-from clientkeys.store import sqlite as db
 
 POSTGRES_MODULES = ("psycopg", "psycopg_pool")
 POSTGRES_INSTALL = "pip install 'clientkeys[postgres]'"
+BACKEND_KEY = "clientkeys.backend"
+"""Where the server puts its backend in every request's ASGI `state` (`backend_of`)."""
 
 
 class Cursor(Protocol):
@@ -37,9 +42,87 @@ class Cursor(Protocol):
 
 
 class Connection(Protocol):
-    """An open connection to either backend: sqlite-utils' `Database`, `postgres.Database`."""
+    """An open connection to either backend (`sqlite.SqliteConnection`, `postgres.Database`):
+    queries in `?` style, and the backend it belongs to."""
+
+    @property
+    def backend(self) -> Backend: ...
 
     def execute(self, sql: str, parameters: Sequence[Any], /) -> Cursor: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Any: ...
+
+    def __exit__(self, kind: Any, exc: Any, traceback: Any, /) -> Any: ...
+
+
+class Backend(Protocol):
+    """One database and what this process holds open on it (threads' connections, a pool)."""
+
+    @property
+    def database(self) -> Path | str:
+        """The `database` setting: a SQLite file's path, or a `postgresql://` URL."""
+        ...
+
+    @property
+    def lock_rows(self) -> str:
+        """What ends a SELECT, inside a write, whose rows the write will change, so that a
+        concurrent writer of them waits (PostgreSQL's ` FOR UPDATE`; nothing on SQLite, whose
+        write transaction holds the whole file)."""
+        ...
+
+    def connection(self) -> Any:
+        """A connection for one unit of work (a request): `release` it at its end."""
+        ...
+
+    def release(self, conn: Any, /) -> None:
+        """The end of a unit of work: roll back what it left open; a pooled connection goes
+        back."""
+        ...
+
+    def connect(self) -> Any:
+        """A connection of its own, closed when its `with` block ends (commands, start)."""
+        ...
+
+    def close(self) -> None:
+        """Close what this backend holds open; a later use opens anew."""
+        ...
+
+    def init(self) -> None:
+        """Create the database (a SQLite file) and apply pending migrations;
+        StorageUnavailable in one line naming the database when it cannot be used."""
+        ...
+
+    def check_writable(self) -> None:
+        """StorageUnavailable, in one line naming the database, unless a write commits."""
+        ...
+
+    def probe(self) -> None:
+        """Readiness: read the schema and commit one write of the `health` table."""
+        ...
+
+    def applied_migrations(self, conn: Any, /) -> list[str]:
+        """The names of the migrations applied, in order (the same names on both)."""
+        ...
+
+    def starting(self, conn: Any, /) -> AbstractContextManager[None]:
+        """Hold, for the block, what makes nodes starting at once load their fixtures and save
+        the start state in turns."""
+        ...
+
+    def write(self, conn: Any, /) -> AbstractContextManager[Any]:
+        """One write transaction: it returns only after COMMIT; a broken constraint raises
+        IntegrityError, a storage fault StorageUnavailable."""
+        ...
+
+    def key_sequence(self, conn: Any, /) -> int:
+        """The last key id handed out (0 before the first)."""
+        ...
+
+    def set_key_sequence(self, conn: Any, value: int, /) -> None:
+        """Make the next key id `value + 1` (inside the caller's write)."""
+        ...
 
 
 class IntegrityError(Exception):
@@ -61,225 +144,84 @@ def missing_postgres_module() -> str | None:
     return None
 
 
-def _require_postgres() -> None:
-    missing = missing_postgres_module()
-    if missing is not None:
-        raise MissingExtra(
-            f"A postgresql:// database needs the postgres extra ({missing} is missing): "
-            f"{POSTGRES_INSTALL}"
+def open_backend(
+    database: Path | str, *, durability: str = "full", pool_size: int = 4, timeout: float = 10.0
+) -> Backend:
+    """The backend `database` names; it opens nothing until used. MissingExtra for a
+    `postgresql://` URL without the postgres extra."""
+    # Each implementation is imported only when named: PostgreSQL's needs an optional extra.
+    if is_postgres(database):
+        missing = missing_postgres_module()
+        if missing is not None:
+            raise MissingExtra(
+                f"A postgresql:// database needs the postgres extra ({missing} is missing): "
+                f"{POSTGRES_INSTALL}"
+            )
+        from clientkeys.store.postgres import PostgresBackend
+
+        return PostgresBackend(
+            str(database), durability=durability, pool_size=pool_size, timeout=timeout
         )
+    from clientkeys.store.sqlite import SqliteBackend
+
+    return SqliteBackend(database, durability)
 
 
-if TYPE_CHECKING:
-    from clientkeys.store import postgres
+def backend_for(settings: Settings) -> Backend:
+    """The backend of a server's settings (its database, durability, pool and timeout)."""
+    return open_backend(
+        settings.database, durability=settings.durability, pool_size=settings.pool_size,
+        timeout=settings.db_timeout,
+    )  # fmt: skip
 
 
-def _on_postgres(conn: Any) -> bool:
-    return getattr(conn, "dialect", None) == "postgresql"
-
-
-def _pg(conn: Connection) -> postgres.Database:
-    return cast("postgres.Database", conn)
-
-
-def _sqlite(conn: Connection) -> Database:
-    return cast(Database, conn)
-
-
-# Connections ----------------------------------------------------------------------------
-
-
-def connection(settings: Settings) -> Connection:
-    """A connection for one request: SQLite's of this thread (`db.connection`), or one from
-    this process's PostgreSQL pool. `release` it at the end of the request."""
-    if is_postgres(settings.database):
-        from clientkeys.store import postgres
-
-        return postgres.checkout(
-            str(settings.database), durability=settings.durability,
-            size=settings.pool_size, timeout=settings.db_timeout,
-        )  # fmt: skip
-    database: Connection = db.connection(settings.database, settings.durability)
-    return database
-
-
-def release(conn: Connection) -> None:
-    """The end of a unit of work: roll back what it left open; a pooled connection goes back."""
-    if _on_postgres(conn):
-        from clientkeys.store import postgres
-
-        postgres.release(_pg(conn))
-    else:
-        db.rollback(_sqlite(conn).conn)
+def backend_of(request: HasScope) -> Backend:
+    """The backend the app put into this request's state."""
+    backend: Backend = request.scope["state"][BACKEND_KEY]
+    return backend
 
 
 @contextmanager
-def using(settings: Settings) -> Iterator[Connection]:
-    """A connection for one unit of work (the token lookup, the journal, readiness)."""
-    conn = connection(settings)
+def using(backend: Backend) -> Iterator[Connection]:
+    """A connection for one unit of work (the token lookup, the journal), released after."""
+    conn = backend.connection()
     try:
         yield conn
     finally:
-        release(conn)
+        backend.release(conn)
 
 
 def connect(database: Path | str) -> Any:
-    """A connection of its own, closed when the `with` block ends (the commands, tests)."""
-    if is_postgres(database):
-        _require_postgres()
-        from clientkeys.store import postgres
-
-        return postgres.connect(str(database))
-    return db.connect(database)
-
-
-def dispose(database: Path | str) -> None:
-    """Close this process's pooled connections to `database` (PostgreSQL; SQLite's are kept
-    per thread)."""
-    if is_postgres(database) and missing_postgres_module() is None:
-        from clientkeys.store import postgres
-
-        postgres.dispose(str(database))
-
-
-# Schema, start checks, readiness --------------------------------------------------------
+    """A connection of its own to `database`, closed when the `with` block ends (the commands,
+    tests): its backend holds nothing else open."""
+    return open_backend(database).connect()
 
 
 def init_db(database: Path | str) -> None:
-    """Create the database (a SQLite file) and apply pending migrations; StorageUnavailable
-    in one line naming the database when it cannot be used."""
-    if is_postgres(database):
-        _require_postgres()
-        from clientkeys.store import postgres
-
-        postgres.init_db(str(database))
-    else:
-        db.init_db(database)
+    """Create the database (a SQLite file) and apply pending migrations (`Backend.init`)."""
+    open_backend(database).init()
 
 
-def check_writable(database: Path | str) -> None:
-    """StorageUnavailable, in one line naming the database, unless a write commits there."""
-    if is_postgres(database):
-        from clientkeys.store import postgres
-
-        postgres.check_writable(str(database))
-    else:
-        db.check_writable(database)
+# Errors that escaped a connection ---------------------------------------------------------
 
 
-def probe(settings: Settings) -> None:
-    """Readiness: read the schema and commit one write of the `health` table."""
-    if not is_postgres(settings.database):
-        db.probe(settings.database)
-        return
-    from clientkeys.store import postgres
-
-    with using(settings) as conn:
-        postgres.probe(_pg(conn))
-
-
-def migrate(conn: Connection) -> None:
-    """Apply every pending migration."""
-    if _on_postgres(conn):
-        from clientkeys.store import postgres
-
-        postgres.migrate(_pg(conn))
-    else:
-        db.migrate(_sqlite(conn))
-
-
-def applied_migrations(conn: Connection) -> list[str]:
-    """The names of the migrations applied, in order (the same names on both backends)."""
-    if _on_postgres(conn):
-        from clientkeys.store import postgres
-
-        return postgres.applied(_pg(conn))
-    return [migration.name for migration in db.migrations.applied(_sqlite(conn))]
-
-
-@contextmanager
-def starting(conn: Connection) -> Iterator[None]:
-    """Hold, for the block, what makes nodes starting at once load their fixtures and save the
-    start state in turns: PostgreSQL's start lock (`postgres.starting`). SQLite needs none: one
-    `serve` prepares the file before its workers start."""
-    if not _on_postgres(conn):
-        yield
-        return
-    from clientkeys.store import postgres
-
-    with postgres.starting(_pg(conn)):
-        yield
-
-
-def describe(database: Path | str) -> str:
-    """The database as messages show it (a URL without its password)."""
-    return redacted(database)
-
-
-# Writes and faults -----------------------------------------------------------------------
-
-
-@contextmanager
-def write(conn: Connection) -> Iterator[Connection]:
-    """One write transaction (`db.write`, `postgres.write`): it returns only after COMMIT; a
-    broken constraint raises IntegrityError, a storage fault StorageUnavailable."""
-    if not _on_postgres(conn):
-        try:
-            with db.write(_sqlite(conn)):
-                yield conn
-        except sqlite3.IntegrityError as exc:
-            raise IntegrityError(str(exc)) from exc
-        return
-    import psycopg
-
-    from clientkeys.store import postgres
-
-    try:
-        with postgres.write(_pg(conn)):
-            yield conn
-    except psycopg.IntegrityError as exc:
-        raise IntegrityError(str(exc)) from exc
+def _from_postgres(exc: BaseException) -> bool:
+    return type(exc).__module__.startswith(("psycopg", "psycopg_pool"))
 
 
 def is_database_error(exc: BaseException) -> bool:
     """Whether `exc` came from a backend (counted in the database errors metric)."""
-    return isinstance(exc, sqlite3.Error) or type(exc).__module__.startswith("psycopg")
+    return isinstance(exc, sqlite3.Error) or _from_postgres(exc)
 
 
 def reported_fault(exc: BaseException) -> StorageUnavailable | None:
-    """The storage fault an error that escaped a connection's translation stands for, logged
-    once; None when it is not one."""
-    if type(exc).__module__.startswith("psycopg"):
-        from clientkeys.store import postgres
+    """The storage fault an error that escaped a connection's translation stands for (one
+    raised while fetching rows), logged once; None when it is not one. The error names its
+    backend by its type (the renderer that asks knows no backend: the proxy shares it)."""
+    if _from_postgres(exc):
+        from clientkeys.store.postgres import PostgresBackend
 
-        return postgres.reported_fault(exc)
-    return db.reported_fault(exc)
+        return PostgresBackend.reported_fault(exc)
+    from clientkeys.store.sqlite import SqliteBackend
 
-
-# The dialect differences ----------------------------------------------------------------
-
-
-def lock_rows(conn: Connection) -> str:
-    """What ends a SELECT, inside a write, whose rows the write will change: `FOR UPDATE` on
-    PostgreSQL (a concurrent writer of those rows waits); nothing on SQLite, whose write
-    transaction already holds the whole database."""
-    return " FOR UPDATE" if _on_postgres(conn) else ""
-
-
-def key_sequence(conn: Connection) -> int:
-    """The last key id handed out (0 before the first)."""
-    if _on_postgres(conn):
-        sql = "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM keys_id_seq"
-    else:
-        sql = "SELECT seq FROM sqlite_sequence WHERE name = 'keys'"
-    row = conn.execute(sql, []).fetchone()
-    return int(row[0]) if row else 0
-
-
-def set_key_sequence(conn: Connection, value: int) -> None:
-    """Make the next key id `value + 1` (inside the caller's write)."""
-    if _on_postgres(conn):
-        conn.execute("SELECT setval('keys_id_seq', ?, ?)", [max(value, 1), value > 0])
-        return
-    conn.execute("DELETE FROM sqlite_sequence WHERE name = 'keys'", [])
-    conn.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('keys', ?)", [value])
+    return SqliteBackend.reported_fault(exc)

@@ -1,5 +1,5 @@
 """Storage faults, told once: one log line when a fault starts (per fault and process, not per
-request) and one when writes are stored again, whatever the backend (`db` for SQLite,
+request) and one when writes are stored again, whatever the backend (`sqlite`,
 `postgres`); quiet while a command tells the fault itself (the start checks)."""
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
-"""The PostgreSQL store, for a `postgresql://` database: a connection pool per process, write
-transactions, migrations applied under an advisory lock, and PostgreSQL's errors classified
-into the same storage faults as SQLite's.
+"""The PostgreSQL backend (`PostgresBackend`), for a `postgresql://` database: a connection pool
+per backend, write transactions, the schema's PostgreSQL words (migrated under an advisory
+lock), and PostgreSQL's errors classified into the same storage faults as SQLite's.
 
-It keeps the promises `db.py` states for SQLite: a write runs in one transaction and returns
-only after COMMIT; a read-modify-write reads its rows `FOR UPDATE` (`store.lock_rows`), so a
+It keeps the promises `sqlite` states for SQLite: a write runs in one transaction and returns
+only after COMMIT; a read-modify-write reads its rows `FOR UPDATE` (`lock_rows`), so a
 concurrent update or delete of them, on any node, waits for it; an error about the database
 rather than the statement is `StorageUnavailable` (503) or `StorageFull` (507), logged once
 (`faults`), and the connection that saw it is closed, never handed out again: once the
@@ -11,7 +11,8 @@ database is back, the next request gets a new one. The queries are the repositor
 once in SQLite's `?` style and translated here (`translate`); ids come from identity columns,
 so they are unique across nodes and never reused.
 
-Imported only for a `postgresql://` database (by `store`): it needs the `postgres` extra.
+Imported only for a `postgresql://` database (by `backend.open_backend`): it needs the
+`postgres` extra.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from __future__ import annotations
 import functools
 import logging
 import math
-import os
 import threading
 import time
 import weakref
@@ -35,12 +35,11 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from clientkeys.config import redacted
 from clientkeys.core.errors import StorageFull, StorageUnavailable
 from clientkeys.runtime import metrics
-from clientkeys.store import faults
+from clientkeys.store import faults, schema
+from clientkeys.store.backend import IntegrityError
 
 DIALECT = "postgresql"
-MIGRATION_SET = "clientkeys"
-MIGRATION_LOCK = 0x636C69656E746B  # "clientk": the advisory lock nodes take to migrate
-START_LOCK = MIGRATION_LOCK + 1
+START_LOCK = schema.MIGRATION_LOCK + 1
 """The advisory lock a node holds while it loads fixtures and saves the start state."""
 STALE_SECONDS = 1.0
 """A pooled connection idle this long is checked (one empty query) before it is handed out:
@@ -75,8 +74,6 @@ _CLASSES: dict[str, str] = {
 }
 """SQLSTATE classes (their first two characters) about the storage."""
 
-logger = logging.getLogger("clientkeys.db")
-
 
 def fault_of(exc: BaseException) -> StorageUnavailable | None:
     """The storage fault a psycopg error stands for, or None when it is not one (a constraint,
@@ -108,13 +105,19 @@ def translate(sql: str) -> str:
 
 class Database:
     """One connection, with the surface the repository uses (as sqlite-utils' `Database`):
-    `execute(sql, params)` in `?` style, returning a cursor. A connection that saw a storage
-    fault is marked `broken` and closed when released."""
+    `execute(sql, params)` in `?` style, returning a cursor, and the `backend` it belongs to.
+    A connection that saw a storage fault is marked `broken` and closed when released."""
 
     dialect = DIALECT
 
-    def __init__(self, conn: Connection, pool: ConnectionPool[Connection] | None = None) -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        backend: PostgresBackend,
+        pool: ConnectionPool[Connection] | None = None,
+    ) -> None:
         self.conn = conn
+        self.backend = backend
         self.pool = pool
         self.broken = False
 
@@ -141,7 +144,7 @@ class Database:
     def close(self) -> None:
         """Hand the connection back to its pool (or close it): rolled back, or dropped if it
         saw a fault."""
-        release(self)
+        self.backend.release(self)
 
     def __enter__(self) -> Database:
         return self
@@ -155,21 +158,7 @@ class Database:
 
 def connect(url: str, *, durability: str = "full", timeout: float = 10.0) -> Database:
     """One connection of its own (no pool): for the commands and the start checks."""
-    _quiet_psycopg()
-    try:
-        conn = psycopg.connect(url, autocommit=True, connect_timeout=_whole_seconds(timeout))
-    except psycopg.Error as exc:
-        fault = _fault(exc)
-        if fault is exc:  # not a fault of the server: a URL libpq cannot use
-            fault = StorageUnavailable(f"libpq cannot use the URL: {_first_line(exc)}")
-        raise fault from exc
-    database = Database(conn)
-    try:
-        _configure(conn, durability=durability, timeout=timeout)
-    except psycopg.Error as exc:
-        database.close()
-        raise database.fault(exc) from exc
-    return database
+    return PostgresBackend(url, durability=durability, timeout=timeout).connect()
 
 
 def _first_line(exc: BaseException) -> str:
@@ -196,71 +185,6 @@ def _configure(conn: Connection, *, durability: str, timeout: float) -> None:
     if durability == "normal":
         settings += "; SET synchronous_commit = off"
     conn.execute(settings)
-
-
-_pools: dict[tuple[Any, ...], ConnectionPool[Connection]] = {}
-_pools_lock = threading.Lock()
-_released_at: weakref.WeakKeyDictionary[Connection, float] = weakref.WeakKeyDictionary()
-
-
-def pool(url: str, *, durability: str, size: int, timeout: float) -> ConnectionPool[Connection]:
-    """This process's pool for `url` (opened on first use): at most `size` connections; a
-    request waits at most `timeout` for one, and the pool retries a lost server for as long."""
-    key = (url, durability, size, timeout, os.getpid())
-    found = _pools.get(key)
-    if found is not None:
-        return found
-    with _pools_lock:
-        found = _pools.get(key)
-        if found is None:
-            _quiet_psycopg()
-            found = _pools[key] = ConnectionPool(
-                url, min_size=0, max_size=size, timeout=timeout, reconnect_timeout=timeout,
-                max_idle=60, name="clientkeys", open=True, check=_check_if_stale,
-                kwargs={"autocommit": True, "connect_timeout": _whole_seconds(timeout)},
-                configure=functools.partial(_configure, durability=durability, timeout=timeout),
-            )  # fmt: skip
-    return found
-
-
-def _check_if_stale(conn: Connection) -> None:
-    if time.monotonic() - _released_at.get(conn, 0.0) > STALE_SECONDS:
-        ConnectionPool.check_connection(conn)
-
-
-def checkout(url: str, *, durability: str, size: int, timeout: float) -> Database:
-    """A connection from this process's pool, for one unit of work (`release` it after)."""
-    source = pool(url, durability=durability, size=size, timeout=timeout)
-    try:
-        conn = source.getconn()
-    except PoolTimeout as exc:
-        raise _fault(exc) from exc
-    return Database(conn, source)
-
-
-def release(database: Database) -> None:
-    """End any transaction left open and hand the connection back (closed, if it saw a
-    fault or cannot be rolled back)."""
-    conn = database.conn
-    if not database.broken and conn.info.transaction_status != TransactionStatus.IDLE:
-        try:
-            conn.rollback()
-        except psycopg.Error:
-            database.broken = True
-    if database.broken:
-        conn.close()
-    if database.pool is None:
-        conn.close()
-        return
-    _released_at[conn] = time.monotonic()
-    database.pool.putconn(conn)
-
-
-def dispose(url: str) -> None:
-    """Close this process's pools for `url` (tests, and the pytest plugin, at their end)."""
-    with _pools_lock:
-        for key in [key for key in _pools if key[0] == url]:
-            _pools.pop(key).close()
 
 
 def _fault(exc: psycopg.Error | PoolTimeout) -> BaseException:
@@ -302,137 +226,8 @@ def write(database: Database) -> Iterator[Database]:
     faults.recovered()
 
 
-# Migrations ------------------------------------------------------------------------------
-
-IDENTITY = "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY"
-"""Ids from an identity column (a sequence): unique across nodes, never reused."""
-MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    (
-        "m001_initial",
-        (
-            f"""CREATE TABLE organizations (
-                id {IDENTITY},
-                slug TEXT NOT NULL UNIQUE,
-                name TEXT NOT NULL,
-                date_created TEXT NOT NULL
-            )""",
-            f"""CREATE TABLE projects (
-                id {IDENTITY},
-                organization_id BIGINT NOT NULL REFERENCES organizations(id),
-                slug TEXT NOT NULL,
-                name TEXT NOT NULL,
-                date_created TEXT NOT NULL,
-                UNIQUE (organization_id, slug)
-            )""",
-            f"""CREATE TABLE tokens (
-                id {IDENTITY},
-                token_hash TEXT NOT NULL UNIQUE,
-                organization_id BIGINT REFERENCES organizations(id),
-                scopes TEXT NOT NULL,
-                is_superuser INTEGER NOT NULL DEFAULT 0,
-                label TEXT NOT NULL DEFAULT '',
-                date_created TEXT NOT NULL
-            )""",
-            f"""CREATE TABLE keys (
-                id {IDENTITY},
-                project_id BIGINT NOT NULL REFERENCES projects(id),
-                label TEXT NOT NULL,
-                public_key TEXT NOT NULL UNIQUE,
-                secret_key TEXT NOT NULL UNIQUE,
-                status INTEGER NOT NULL DEFAULT 0,
-                use_case TEXT NOT NULL DEFAULT 'user',
-                rate_limit_count INTEGER,
-                rate_limit_window INTEGER,
-                data TEXT NOT NULL DEFAULT '{{}}',
-                date_added TEXT NOT NULL
-            )""",
-            "CREATE INDEX keys_by_project ON keys (project_id, id)",
-            "CREATE INDEX keys_by_project_status ON keys (project_id, status, id)",
-        ),
-    ),
-    (
-        "m002_dsn_endpoint_and_audit_log",
-        (
-            "ALTER TABLE organizations ADD COLUMN dsn_endpoint TEXT",
-            f"""CREATE TABLE audit_log (
-                id {IDENTITY},
-                organization_id BIGINT NOT NULL REFERENCES organizations(id),
-                event TEXT NOT NULL,
-                target TEXT NOT NULL,
-                data TEXT NOT NULL DEFAULT '{{}}',
-                date_added TEXT NOT NULL
-            )""",
-        ),
-    ),
-    (
-        "m003_request_journal",
-        (
-            f"""CREATE TABLE request_log (
-                id {IDENTITY},
-                method TEXT NOT NULL,
-                path TEXT NOT NULL,
-                query TEXT NOT NULL,
-                status INTEGER NOT NULL,
-                validated INTEGER NOT NULL,
-                date TEXT NOT NULL
-            )""",
-        ),
-    ),
-    (
-        "m004_health_and_start_state",
-        (
-            "CREATE TABLE health (id INTEGER PRIMARY KEY CHECK (id = 1), checked DOUBLE PRECISION)",
-            "CREATE TABLE start_state (name TEXT PRIMARY KEY, data TEXT NOT NULL)",
-        ),
-    ),
-)
-"""The same steps, by the same names, as SQLite's migrations in `db.py`, in PostgreSQL's
-types; `tests/test_store.py` checks both give the same tables and columns."""
-
-
-def migrate(database: Database) -> list[str]:
-    """Apply every pending migration, in one transaction holding an advisory lock, so that
-    nodes starting at once apply each step once; returns the names applied now."""
-    if _up_to_date(database):
-        return []  # nothing written: a read-only standby passes, for the commands that read
-    applied_now = []
-    with write(database):
-        database.execute("SELECT pg_advisory_xact_lock(?)", [MIGRATION_LOCK])
-        database.execute(
-            "CREATE TABLE IF NOT EXISTS _migrations "
-            "(migration_set TEXT NOT NULL, name TEXT NOT NULL, applied_at TEXT NOT NULL, "
-            "PRIMARY KEY (migration_set, name))"
-        )
-        done = set(applied(database))
-        for name, statements in MIGRATIONS:
-            if name in done:
-                continue
-            for statement in statements:
-                database.execute(statement)
-            database.execute(
-                "INSERT INTO _migrations (migration_set, name, applied_at) "
-                "VALUES (?, ?, to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US'))",
-                [MIGRATION_SET, name],
-            )
-            applied_now.append(name)
-    return applied_now
-
-
-def _up_to_date(database: Database) -> bool:
-    row = database.execute("SELECT to_regclass('_migrations') IS NOT NULL").fetchone()
-    return bool(row and row[0]) and set(applied(database)) >= {name for name, _ in MIGRATIONS}
-
-
-def applied(database: Database) -> list[str]:
-    """The names of the migrations applied to this database, in order."""
-    rows = database.execute(
-        "SELECT name FROM _migrations WHERE migration_set = ? ORDER BY name", [MIGRATION_SET]
-    ).fetchall()
-    return [name for (name,) in rows]
-
-
 @contextmanager
-def starting(database: Database) -> Iterator[None]:
+def _starting(database: Database) -> Iterator[None]:
     """Hold the start lock (an advisory lock of this session) for the block, across nodes: the
     block's writes (fixtures, the start state) are many transactions, and nodes starting at
     once take turns. Released at the block's end, or with the session if the connection dies."""
@@ -454,7 +249,6 @@ def create_database(server: str, name: str) -> str:
 
 def drop_database(server: str, url: str) -> None:
     """Drop the database `url` names (made by `create_database`), ending its connections."""
-    dispose(url)
     name = urlsplit(url).path.lstrip("/")
     with connect(server) as database:
         database.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -467,21 +261,6 @@ def _with_database(url: str, name: str) -> str:
 # Start checks and readiness --------------------------------------------------------------
 
 
-def init_db(url: str) -> None:
-    """Apply pending migrations; a database that cannot be reached or migrated raises
-    StorageUnavailable with one line naming it (its password left out)."""
-    with _at_start(url), connect(url) as database:
-        migrate(database)
-
-
-def check_writable(url: str) -> None:
-    """StorageUnavailable, with one line naming the database, unless a transaction that
-    writes can be committed there (a read-only standby cannot): what `serve` checks before
-    any worker starts."""
-    with _at_start(url), connect(url) as database:
-        _write_health(database)
-
-
 @contextmanager
 def _at_start(url: str) -> Iterator[None]:
     """Faults raised inside are told by one message naming the database, not logged."""
@@ -492,13 +271,6 @@ def _at_start(url: str) -> Iterator[None]:
         raise type(fault)(f"Cannot use the database {redacted(url)}: {fault.detail}") from fault
 
 
-def probe(database: Database) -> None:
-    """Readiness: read the schema and write one row of the `health` table in a short write
-    transaction, as a request would."""
-    database.execute("SELECT count(*) FROM _migrations").fetchone()
-    _write_health(database)
-
-
 def _write_health(database: Database) -> None:
     with write(database):
         database.execute(
@@ -506,3 +278,175 @@ def _write_health(database: Database) -> None:
             "ON CONFLICT (id) DO UPDATE SET checked = excluded.checked",
             [time.time()],
         )
+
+
+class PostgresBackend:
+    """A PostgreSQL database and what this process holds open on it: a pool of at most
+    `pool_size` connections (opened on first use), from which each request takes one
+    (`connection`) and gives it back (`release`). `close` closes the pool; a later use opens
+    a new one.
+
+    A request waits at most `timeout` for a connection, and the pool retries a lost server for
+    as long; a row lock is waited for as long (`_configure`).
+    """
+
+    dialect = schema.POSTGRES
+    lock_rows = " FOR UPDATE"
+    """What ends a SELECT, inside a write, whose rows the write will change: a concurrent writer
+    of those rows, on any node, waits."""
+
+    def __init__(
+        self, url: str, *, durability: str = "full", pool_size: int = 4, timeout: float = 10.0
+    ) -> None:
+        self.database = url
+        self.durability, self.pool_size, self.timeout = durability, pool_size, timeout
+        self._pool: ConnectionPool[Connection] | None = None
+        self._pool_lock = threading.Lock()
+        self._released_at: weakref.WeakKeyDictionary[Connection, float] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    # Connections ------------------------------------------------------------------------
+
+    def connect(self) -> Database:
+        """One connection of its own (no pool): for the commands and the start checks."""
+        _quiet_psycopg()
+        try:
+            conn = psycopg.connect(
+                self.database, autocommit=True, connect_timeout=_whole_seconds(self.timeout)
+            )
+        except psycopg.Error as exc:
+            fault = _fault(exc)
+            if fault is exc:  # not a fault of the server: a URL libpq cannot use
+                fault = StorageUnavailable(f"libpq cannot use the URL: {_first_line(exc)}")
+            raise fault from exc
+        database = Database(conn, self)
+        try:
+            _configure(conn, durability=self.durability, timeout=self.timeout)
+        except psycopg.Error as exc:
+            database.close()
+            raise database.fault(exc) from exc
+        return database
+
+    def pool(self) -> ConnectionPool[Connection]:
+        """The pool (opened on first use)."""
+        found = self._pool
+        if found is not None:
+            return found
+        with self._pool_lock:
+            if self._pool is None:
+                _quiet_psycopg()
+                self._pool = ConnectionPool(
+                    self.database, min_size=0, max_size=self.pool_size, timeout=self.timeout,
+                    reconnect_timeout=self.timeout, max_idle=60, name="clientkeys", open=True,
+                    check=self._check_if_stale,
+                    kwargs={"autocommit": True,
+                            "connect_timeout": _whole_seconds(self.timeout)},
+                    configure=functools.partial(
+                        _configure, durability=self.durability, timeout=self.timeout
+                    ),
+                )  # fmt: skip
+            return self._pool
+
+    def _check_if_stale(self, conn: Connection) -> None:
+        if time.monotonic() - self._released_at.get(conn, 0.0) > STALE_SECONDS:
+            ConnectionPool.check_connection(conn)
+
+    def connection(self) -> Database:
+        """A connection from the pool, for one unit of work (`release` it after)."""
+        source = self.pool()
+        try:
+            conn = source.getconn()
+        except PoolTimeout as exc:
+            raise _fault(exc) from exc
+        return Database(conn, self, source)
+
+    def release(self, database: Database) -> None:
+        """End any transaction left open and hand the connection back (closed, if it saw a
+        fault or cannot be rolled back, or if it is not pooled)."""
+        conn = database.conn
+        if not database.broken and conn.info.transaction_status != TransactionStatus.IDLE:
+            try:
+                conn.rollback()
+            except psycopg.Error:
+                database.broken = True
+        if database.broken:
+            conn.close()
+        if database.pool is None:
+            conn.close()
+            return
+        self._released_at[conn] = time.monotonic()
+        database.pool.putconn(conn)
+
+    def close(self) -> None:
+        """Close the pool and its connections."""
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
+
+    # Schema, start checks, readiness ----------------------------------------------------
+
+    def init(self) -> None:
+        """Apply pending migrations; a database that cannot be reached or migrated raises
+        StorageUnavailable with one line naming it (its password left out)."""
+        with _at_start(self.database), self.connect() as database:
+            self.migrate(database)
+
+    def check_writable(self) -> None:
+        """StorageUnavailable, with one line naming the database, unless a transaction that
+        writes can be committed there (a read-only standby cannot): what `serve` checks before
+        any worker starts."""
+        with _at_start(self.database), self.connect() as database:
+            _write_health(database)
+
+    def probe(self) -> None:
+        """Readiness: read the schema and write one row of the `health` table in a short write
+        transaction, as a request would."""
+        database = self.connection()
+        try:
+            database.execute(f"SELECT count(*) FROM {self.dialect.table}").fetchone()
+            _write_health(database)
+        finally:
+            self.release(database)
+
+    def migrate(self, conn: Database) -> list[str]:
+        """Apply every pending migration (`schema.migrate`); the names applied now."""
+        return schema.migrate(conn, self.dialect)
+
+    def applied_migrations(self, conn: Database) -> list[str]:
+        """The names of the migrations applied, in order."""
+        return schema.applied(conn, self.dialect)
+
+    @contextmanager
+    def starting(self, conn: Database) -> Iterator[None]:
+        """Hold the start lock (`_starting`): nodes starting at once load their fixtures and
+        save the start state in turns."""
+        with _starting(conn):
+            yield
+
+    # Writes -----------------------------------------------------------------------------
+
+    @contextmanager
+    def write(self, conn: Database) -> Iterator[Database]:
+        """One write transaction (`write`); a broken constraint raises IntegrityError."""
+        try:
+            with write(conn):
+                yield conn
+        except psycopg.IntegrityError as exc:
+            raise IntegrityError(str(exc)) from exc
+
+    def key_sequence(self, conn: Database) -> int:
+        """The last key id handed out (0 before the first)."""
+        sql = "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM keys_id_seq"
+        row = conn.execute(sql, []).fetchone()
+        return int(row[0]) if row else 0
+
+    def set_key_sequence(self, conn: Database, value: int) -> None:
+        """Make the next key id `value + 1` (inside the caller's write)."""
+        conn.execute("SELECT setval('keys_id_seq', ?, ?)", [max(value, 1), value > 0])
+
+    @staticmethod
+    def reported_fault(exc: BaseException) -> StorageUnavailable | None:
+        """`reported_fault`: the storage fault an untranslated error stands for, logged once."""
+        return reported_fault(exc)

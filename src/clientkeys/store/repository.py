@@ -1,7 +1,8 @@
-"""Storage: plain functions over either store (SQLite or PostgreSQL, see `store`), one query
-each for both. They store and load rows and raise domain errors (NotFound, Conflict, a taken
-key), never HTTP responses. The rules of what to store live in `domain`; checking a slug or a
-scope is the caller's input handling (the CLI, fixtures files).
+"""Storage: plain functions over a connection to either backend (SQLite or PostgreSQL, see
+`backend`), one query each for both; what differs (a write transaction, `FOR UPDATE`, the key
+id sequence) they ask the connection's backend. They store and load rows and raise domain
+errors (NotFound, Conflict, a taken key), never HTTP responses. The rules of what to store live
+in `domain`; checking a slug or a scope is the caller's input handling (the CLI, fixtures).
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from typing import Any
 from clientkeys.core import domain
 from clientkeys.core.domain import Row
 from clientkeys.core.errors import Conflict, FieldErrors, NotFound
-from clientkeys.store import backend as store
 from clientkeys.store.backend import Connection as Database
+from clientkeys.store.backend import IntegrityError
 
 
 def _one(db: Database, sql: str, params: Sequence[Any]) -> Row | None:
@@ -52,13 +53,13 @@ def _by_ref(ref: str) -> tuple[str, Any]:
 def insert_organization(db: Database, slug: str, name: str | None = None) -> Row:
     """Create an organization; Conflict if the slug is taken."""
     try:
-        with store.write(db):
+        with db.backend.write(db):
             new_id = _insert(
                 db,
                 "INSERT INTO organizations (slug, name, date_created) VALUES (?, ?, ?)",
                 [slug, name or slug, domain.now()],
             )
-    except store.IntegrityError:
+    except IntegrityError:
         raise Conflict(f"An organization with the slug {slug!r} already exists.") from None
     return get_organization(db, str(new_id))
 
@@ -80,7 +81,7 @@ def list_organizations(db: Database) -> list[Row]:
 def set_dsn_endpoint(db: Database, organization_ref: str, url: str | None) -> Row:
     """Set (or, with None, clear) the organization's own DSN base URL."""
     organization = get_organization(db, organization_ref)
-    with store.write(db):
+    with db.backend.write(db):
         db.execute(
             "UPDATE organizations SET dsn_endpoint = ? WHERE id = ?", [url, organization["id"]]
         )
@@ -125,7 +126,7 @@ def insert_project(
     """Create a project with its first key, named "Default", as Sentry does."""
     organization = get_organization(db, organization_ref)
     try:
-        with store.write(db):
+        with db.backend.write(db):
             project_id = _insert(
                 db,
                 "INSERT INTO projects (organization_id, slug, name, date_created) "
@@ -134,7 +135,7 @@ def insert_project(
             )
             if default_key:
                 _insert_key(db, project_id, domain.new_key(name=domain.DEFAULT_KEY_NAME))
-    except store.IntegrityError:
+    except IntegrityError:
         raise Conflict(
             f"The organization {organization['slug']!r} already has a project {slug!r}."
         ) from None
@@ -181,7 +182,7 @@ def insert_token(
     if organization_ref is not None:
         organization_id = get_organization(db, organization_ref)["id"]
     token = token or domain.new_token()
-    with store.write(db):
+    with db.backend.write(db):
         new_id = _insert(
             db,
             "INSERT INTO tokens (token_hash, organization_id, scopes, is_superuser, label, "
@@ -215,12 +216,12 @@ def insert_key(db: Database, project_id: int, key: Mapping[str, Any]) -> Row:
     """Store a new key (its columns from `domain.new_key`) and audit it; a 400 field error naming
     `public` or `secret` if either is taken. The check and the insert share one transaction."""
     try:
-        with store.write(db):
+        with db.backend.write(db):
             _check_keys_free(db, key)
             row = _one(db, "SELECT * FROM keys WHERE id = ?", [_insert_key(db, project_id, key)])
             assert row is not None
             _audit(db, project_id, domain.KEY_ADDED, row["public_key"], domain.audit_fields(row))
-    except store.IntegrityError:
+    except IntegrityError:
         # Only where a concurrent insert can commit between the check and the insert (a backend
         # that locks less than the whole database: PostgreSQL): the check now names the field.
         _check_keys_free(db, key)
@@ -252,7 +253,7 @@ def get_key(
     visible = _visibility(include_internal)
     sql = f"SELECT * FROM keys WHERE project_id = ? AND public_key = ?{visible}"
     if lock:
-        sql += store.lock_rows(db)
+        sql += db.backend.lock_rows
     row = _one(db, sql, [project_id, public_key])
     if row is None:
         raise NotFound()
@@ -299,7 +300,7 @@ def update_key(
     """Read the key, `plan` its new columns (`domain.plan_update`), store them and audit the
     edit, all in one write transaction: a concurrent update or delete is either wholly before
     this one or wholly after it. NotFound if the key is gone. Returns the new row."""
-    with store.write(db):
+    with db.backend.write(db):
         row = get_key(db, project_id, public_key, include_internal=include_internal, lock=True)
         planned = plan(row)
         columns = domain.updated_columns(planned)
@@ -315,7 +316,7 @@ def update_key(
 def delete_key(db: Database, project_id: int, public_key: str, *, include_internal: bool) -> None:
     """Delete a key for good, and audit it, in one write transaction: of two concurrent deletes
     one finds the key, the other gets NotFound."""
-    with store.write(db):
+    with db.backend.write(db):
         row = get_key(db, project_id, public_key, include_internal=include_internal, lock=True)
         _audit(
             db, row["project_id"], domain.KEY_REMOVED, row["public_key"], domain.audit_fields(row)
@@ -334,7 +335,7 @@ def save_start_state(db: Database) -> dict[str, int]:
     """Remember the store as it is now (organizations, projects, keys with their ids, tokens,
     the key id sequence) for `reset_store`; returns the rows saved per table."""
     saved = {}
-    with store.write(db):
+    with db.backend.write(db):
         db.execute("DELETE FROM start_state", [])
         for table in START_TABLES:
             rows = _all(db, f'SELECT * FROM "{table}" ORDER BY id', [])
@@ -342,7 +343,7 @@ def save_start_state(db: Database) -> dict[str, int]:
                        [table, json.dumps(rows)])  # fmt: skip
             saved[table] = len(rows)
         db.execute("INSERT INTO start_state (name, data) VALUES ('sequence', ?)",
-                   [json.dumps(store.key_sequence(db))])  # fmt: skip
+                   [json.dumps(db.backend.key_sequence(db))])  # fmt: skip
     return saved
 
 
@@ -351,7 +352,7 @@ def reset_store(db: Database) -> dict[str, Any]:
     without one, delete every key, the audit log and the journal and keep the rest.
 
     Returns the keys deleted and what the store holds afterwards."""
-    with store.write(db):
+    with db.backend.write(db):
         deleted = db.execute("SELECT count(*) FROM keys", []).fetchone()[0]
         saved = dict(db.execute("SELECT name, data FROM start_state", []).fetchall())
         for table in ("audit_log", "request_log", "keys"):
@@ -373,12 +374,12 @@ def _restore(db: Database, saved: Mapping[str, Any]) -> None:
             columns = ", ".join(f'"{c}"' for c in row)
             marks = ", ".join("?" for _ in row)
             db.execute(f'INSERT INTO "{table}" ({columns}) VALUES ({marks})', list(row.values()))
-    store.set_key_sequence(db, saved["sequence"])
+    db.backend.set_key_sequence(db, saved["sequence"])
 
 
 def log_request(db: Database, entry: Mapping[str, Any], keep: int) -> None:
     """Journal one request, keeping only the newest `keep` entries."""
-    with store.write(db):
+    with db.backend.write(db):
         new_id = _insert(
             db,
             "INSERT INTO request_log (method, path, query, status, validated, date) "

@@ -1,5 +1,5 @@
-"""The SQLite store: connections (WAL, durability, one per thread), migrations, write
-transactions, and storage faults.
+"""The SQLite backend (`SqliteBackend`): connections (WAL, durability, one per handler thread),
+write transactions (group commit, `group_commit`), the schema's SQLite words, storage faults.
 
 What a write guarantees (a second backend must keep the same promises):
 
@@ -19,7 +19,6 @@ What a write guarantees (a second backend must keep the same promises):
 
 from __future__ import annotations
 
-import logging
 import os
 import sqlite3
 import threading
@@ -32,14 +31,13 @@ from typing import Any
 from urllib.parse import quote
 
 from sqlite_utils import Database
-from sqlite_utils.migrations import Migrations
 
 from clientkeys.core.errors import StorageFull, StorageUnavailable
 from clientkeys.runtime import metrics
-from clientkeys.store import faults
+from clientkeys.store import faults, schema
+from clientkeys.store.backend import IntegrityError
+from clientkeys.store.group_commit import GroupCommit
 
-logger = logging.getLogger(__name__)
-migrations = Migrations("clientkeys")
 BUSY_TIMEOUT_MS = 10_000
 DURABILITY = {"full": "FULL", "normal": "NORMAL"}
 """The `durability` setting -> SQLite's synchronous mode (in WAL). `full` syncs the WAL to disk
@@ -131,7 +129,6 @@ def _mark_broken(conn: sqlite3.Connection | None) -> None:
         conn.broken = True
 
 
-_local = threading.local()
 _report = faults.report
 _recovered = faults.recovered
 
@@ -152,10 +149,29 @@ def _in_place(conn: sqlite3.Connection) -> bool:
     return not conn.broken and _identity(conn.path) == conn.identity
 
 
-def connect(path: Path | str, *, durability: str = "full", create: bool = False) -> Database:
-    """Open one connection to the database file at `path` (created only with `create`): a busy
-    timeout, foreign keys on, the `durability`'s synchronous mode. A file that cannot be opened
-    raises StorageUnavailable."""
+class SqliteConnection(Database):
+    """One connection to a SQLite file: sqlite-utils' `Database` (what the commands and tests
+    use), with the backend it belongs to, the lock its own transactions take (one per
+    backend), and, for a handler thread's connection, the group commit its writes join."""
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        backend: SqliteBackend,
+        *,
+        lock: threading.Lock,
+        group: GroupCommit | None = None,
+    ) -> None:
+        super().__init__(conn, execute_plugins=False)
+        self.backend = backend
+        self.lock = lock
+        self.group = group
+
+
+def open_file(path: Path | str, *, durability: str = "full", create: bool = False) -> _Connection:
+    """Open one sqlite3 connection to the database file at `path` (created only with `create`):
+    a busy timeout, foreign keys on, the `durability`'s synchronous mode. A file that cannot be
+    opened raises StorageUnavailable."""
     target = os.path.abspath(path)
     mode = "rwc" if create else "rw"
     try:
@@ -169,6 +185,7 @@ def connect(path: Path | str, *, durability: str = "full", create: bool = False)
         )
     except sqlite3.Error as exc:
         raise _fault(None, exc) from exc
+    assert isinstance(conn, _Connection)
     conn.path, conn.identity = target, _identity(target)
     # SQLite quietly opens a file it may not write read-only, and such a connection would stay
     # read-only after the permission comes back: use it for this request only.
@@ -179,77 +196,213 @@ def connect(path: Path | str, *, durability: str = "full", create: bool = False)
     except BaseException:
         conn.close()
         raise
-    return Database(conn, execute_plugins=False)
+    return conn
 
 
-MAX_THREAD_CONNECTIONS = 4
+def connect(
+    path: Path | str, *, durability: str = "full", create: bool = False
+) -> SqliteConnection:
+    """A connection of its own to the file at `path` (the commands, tests), closed when the
+    `with` block ends; it writes its own transactions."""
+    return SqliteBackend(path, durability).connect(create=create)
 
 
-def connection(path: Path | str, durability: str = "full") -> Database:
-    """This thread's connection to `path`, opened on first use and kept for the thread's life.
-
-    Requests on one thread reuse it (as Datasette does); no connection is ever shared between
-    threads. A connection that saw a storage fault, or whose file is no longer the one at
-    `path` (deleted or replaced), is closed and a new one opened: that is how the server
-    recovers once a fault clears. A write leaves no transaction open (see `write`).
-    """
-    cache: dict[tuple[str, str], Database] | None = getattr(_local, "connections", None)
-    if cache is None:
-        cache = _local.connections = {}
-    key = (str(path), durability)
-    database = cache.get(key)
-    if database is not None and not _in_place(database.conn):
-        _close_quietly(cache.pop(key))
-        database = None
-        if _identity(os.path.abspath(path)) is None:
-            fault = StorageUnavailable(MOVED)
-            _report(fault, None)
-            raise fault
-    if database is None:
-        if len(cache) >= MAX_THREAD_CONNECTIONS:  # tests open many files from one thread
-            _close_quietly(cache.pop(next(iter(cache))))
-        database = cache[key] = connect(path, durability=durability)
-        _grouped[database] = (os.path.abspath(path), durability)
-    return database
+def memory() -> SqliteConnection:
+    """A new in-memory database with every migration applied (tests)."""
+    backend = SqliteBackend(":memory:")
+    conn = SqliteConnection(
+        sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False),
+        backend,
+        lock=backend.write_lock,
+    )
+    conn.execute("PRAGMA foreign_keys = ON")
+    backend.migrate(conn)
+    return conn
 
 
-def _close_quietly(database: Database) -> None:
+def _close_quietly(database: Database | sqlite3.Connection) -> None:
     try:
         database.close()
     except sqlite3.Error:
         pass
 
 
-@contextmanager
-def using(path: Path | str, durability: str = "full") -> Iterator[Database]:
-    """This thread's connection for one unit of work (the token lookup, the journal; handlers
-    use `handlers._request.get_db`); never left inside a transaction."""
-    database = connection(path, durability)
-    try:
-        yield database
-    finally:
-        rollback(database.conn)
+class SqliteBackend:
+    """A SQLite file and what this process holds open on it: one connection per handler
+    thread (`connection`, as Datasette's `Database` keeps them), and the group commit through
+    which those threads write. `close` closes them all; a later use opens anew.
 
+    No connection is ever shared between threads. A connection that saw a storage fault, or
+    whose file is no longer the one at the path (deleted or replaced), is closed and a new one
+    opened: that is how the server recovers once a fault clears.
+    """
 
-def init_db(path: Path | str) -> None:
-    """Create the file if needed, switch it to WAL and apply pending migrations. A database
-    that cannot be opened (or migrated) raises StorageUnavailable with a one-line message
-    naming the file. A migrated database that is read-only passes: the commands that only read
-    work on it; `serve` asks `check_writable` too."""
-    if str(path) == ":memory:":
-        migrate(Database(memory=True))
-        return
-    with _at_start(path), connect(path, create=True) as db:
-        db.execute("PRAGMA journal_mode = WAL")
-        migrate(db)
+    dialect = schema.SQLITE
+    lock_rows = ""
+    """Nothing ends a SELECT whose rows a write will change: SQLite's write transaction already
+    holds the whole database."""
 
+    def __init__(self, path: Path | str, durability: str = "full") -> None:
+        self.database = path
+        self.path = os.path.abspath(path)
+        self.durability = durability
+        self.write_lock = threading.Lock()
+        """Taken by the writes of this backend's own connections (`connect`): threads of this
+        process queue here, so at most one at a time asks SQLite for the write lock."""
+        self.group = GroupCommit(self)
+        self._local = threading.local()
+        self._opened: weakref.WeakSet[SqliteConnection] = weakref.WeakSet()
+        self._opened_lock = threading.Lock()
+        self._writer: _Connection | None = None
 
-def check_writable(path: Path | str) -> None:
-    """StorageUnavailable, with a one-line message naming `path`, unless a transaction can be
-    committed to the database there: what `serve` checks before any worker starts. (Workers
-    do not: one started later answers 503 until the fault clears, rather than crash-loop.)"""
-    with _at_start(path), connect(path) as db:
-        _probe_write(db)
+    # Connections ------------------------------------------------------------------------
+
+    def connect(self, *, create: bool = False) -> SqliteConnection:
+        """A connection of its own (the commands, start checks), closed when the `with` block
+        ends; it writes its own transactions."""
+        conn = open_file(self.path, durability=self.durability, create=create)
+        return SqliteConnection(conn, self, lock=self.write_lock)
+
+    def connection(self) -> SqliteConnection:
+        """This thread's connection, opened on first use and kept for the thread's life (or
+        until `close`); its writes go through group commit. Reopened when it saw a fault or its
+        file was replaced; a file that is gone is a fault (never created anew)."""
+        database: SqliteConnection | None = getattr(self._local, "connection", None)
+        if database is not None and not _in_place(database.conn):
+            _close_quietly(database)
+            database = self._local.connection = None
+            if _identity(self.path) is None:
+                fault = StorageUnavailable(MOVED)
+                _report(fault, None)
+                raise fault
+        if database is None:
+            conn = open_file(self.path, durability=self.durability)
+            database = SqliteConnection(conn, self, lock=self.write_lock, group=self.group)
+            self._local.connection = database
+            with self._opened_lock:
+                self._opened.add(database)
+        return database
+
+    def release(self, conn: SqliteConnection) -> None:
+        """The end of a unit of work: roll back what it left open (the connection is kept)."""
+        rollback(conn.conn)
+
+    def close(self) -> None:
+        """Close every connection this backend opened for its threads, and the writer's."""
+        with self._opened_lock:
+            opened, self._opened = list(self._opened), weakref.WeakSet()
+            self._local = threading.local()
+        for database in opened:
+            _close_quietly(database)
+        with self.group.turn:
+            writer, self._writer = self._writer, None
+        if writer is not None:
+            _close_quietly(writer)
+
+    # Schema, start checks, readiness ----------------------------------------------------
+
+    def init(self) -> None:
+        """Create the file if needed, switch it to WAL and apply pending migrations. A database
+        that cannot be opened (or migrated) raises StorageUnavailable with a one-line message
+        naming the file. A migrated database that is read-only passes: the commands that only
+        read work on it; `serve` asks `check_writable` too."""
+        with _at_start(self.database), self.connect(create=True) as db:
+            db.execute("PRAGMA journal_mode = WAL")
+            self.migrate(db)
+
+    def check_writable(self) -> None:
+        """StorageUnavailable, with a one-line message naming the file, unless a transaction
+        can be committed to it: what `serve` checks before any worker starts. (Workers do not:
+        one started later answers 503 until the fault clears, rather than crash-loop.)"""
+        with _at_start(self.database), self.connect() as db, write(db):
+            # A transaction that changes nothing but is written all the same (a WAL frame).
+            version = int(db.execute("PRAGMA user_version").fetchone()[0])
+            db.execute(f"PRAGMA user_version = {version}")
+
+    def probe(self) -> None:
+        """Readiness: read the schema and write one row of the `health` table (a short write
+        transaction, as a request's), on this thread's connection; a fault raises what a
+        request would answer (`StorageUnavailable`)."""
+        database = self.connection()
+        try:
+            database.execute(f"SELECT count(*) FROM {self.dialect.table}").fetchone()
+            with write(database):
+                database.execute(
+                    "INSERT OR REPLACE INTO health (id, checked) VALUES (1, ?)", [time.time()]
+                )
+        finally:
+            self.release(database)
+
+    def migrate(self, conn: SqliteConnection) -> list[str]:
+        """Apply every pending migration (`schema.migrate`); the names applied now."""
+        return schema.migrate(conn, self.dialect)
+
+    def applied_migrations(self, conn: SqliteConnection) -> list[str]:
+        """The names of the migrations applied, in order."""
+        return schema.applied(conn, self.dialect)
+
+    @contextmanager
+    def starting(self, conn: SqliteConnection) -> Iterator[None]:
+        """Nothing to hold: one `serve` prepares the file before its workers start."""
+        yield
+
+    # Writes -----------------------------------------------------------------------------
+
+    @contextmanager
+    def write(self, conn: SqliteConnection) -> Iterator[SqliteConnection]:
+        """One write transaction (`write`); a broken constraint raises IntegrityError."""
+        try:
+            with write(conn):
+                yield conn
+        except sqlite3.IntegrityError as exc:
+            raise IntegrityError(str(exc)) from exc
+
+    def key_sequence(self, conn: SqliteConnection) -> int:
+        """The last key id handed out (0 before the first)."""
+        row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'keys'", []).fetchone()
+        return int(row[0]) if row else 0
+
+    def set_key_sequence(self, conn: SqliteConnection, value: int) -> None:
+        """Make the next key id `value + 1` (inside the caller's write)."""
+        conn.execute("DELETE FROM sqlite_sequence WHERE name = 'keys'", [])
+        conn.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('keys', ?)", [value])
+
+    @staticmethod
+    def reported_fault(exc: BaseException) -> StorageUnavailable | None:
+        """`reported_fault`: the storage fault an untranslated error stands for, logged once."""
+        return reported_fault(exc)
+
+    # What group commit asks of its backend (`group_commit.Transactions`) -----------------
+
+    def writer(self) -> sqlite3.Connection:
+        """The group's writer connection, reopened if it saw a fault or its file changed."""
+        if self._writer is not None and not _in_place(self._writer):
+            _close_quietly(self._writer)
+            self._writer = None
+            if _identity(self.path) is None:
+                fault = StorageUnavailable(MOVED)
+                _report(fault, None)
+                raise fault
+        if self._writer is None:
+            self._writer = open_file(self.path, durability=self.durability)
+            # Only the writer whose turn it is uses it, and `begin` retries.
+            self._writer.execute("PRAGMA busy_timeout = 0")
+        return self._writer
+
+    def begin(self, conn: sqlite3.Connection) -> None:
+        _begin_immediate(conn, retried=True)
+
+    def commit(self, conn: sqlite3.Connection) -> None:
+        conn.execute("COMMIT")
+        _check_in_place(conn)
+
+    def rollback(self, conn: sqlite3.Connection) -> None:
+        rollback(conn)
+
+    def lost(self, conn: sqlite3.Connection, exc: BaseException) -> StorageUnavailable:
+        rollback(conn)
+        _mark_broken(conn)
+        return fault_of(exc) or StorageUnavailable()
 
 
 @contextmanager
@@ -265,49 +418,24 @@ def _at_start(path: Path | str) -> Iterator[None]:
         raise type(fault)(f"Cannot use the database {path}: {detail}") from fault
 
 
-def probe(path: Path | str) -> None:
-    """Readiness: read the schema and write one row of the `health` table (a short write
-    transaction, as a request's), on this thread's connection; a fault raises what a request
-    would answer (`StorageUnavailable`)."""
-    with using(path) as database:
-        database.execute("SELECT count(*) FROM _sqlite_migrations").fetchone()
-        with write(database):
-            database.execute(
-                "INSERT OR REPLACE INTO health (id, checked) VALUES (1, ?)", [time.time()]
-            )
+def init_db(path: Path | str) -> None:
+    """`SqliteBackend.init` for the file at `path`."""
+    SqliteBackend(path).init()
 
 
-def _probe_write(db: Database) -> None:
-    """Commit a transaction that changes nothing but is written all the same (a WAL frame)."""
-    with write(db):
-        version = int(db.execute("PRAGMA user_version").fetchone()[0])
-        db.execute(f"PRAGMA user_version = {version}")
-
-
-def migrate(db: Database) -> None:
-    """Apply every pending schema migration, all in one write transaction (each step in a
-    savepoint): processes starting at once on one file take turns, and the second finds
-    nothing pending. With none pending, nothing is written (a read-only file passes)."""
-    if not migrations.pending(db):
-        return
-    with write(db):
-        migrations.apply(db)
-
-
-_write_locks: dict[str, threading.Lock] = {}
-_lock_of_connection: weakref.WeakKeyDictionary[Database, threading.Lock] = (
-    weakref.WeakKeyDictionary()
-)
+def check_writable(path: Path | str) -> None:
+    """`SqliteBackend.check_writable` for the file at `path`."""
+    SqliteBackend(path).check_writable()
 
 
 @contextmanager
-def write(db: Database) -> Iterator[Database]:
+def write(db: SqliteConnection) -> Iterator[SqliteConnection]:
     """One write, holding the write lock from its start (BEGIN IMMEDIATE): what the block reads
     cannot change before it commits. Returns after COMMIT, synced as `durability` says, once the
     file at the configured path is still the one written to; a storage fault raises
     StorageUnavailable; an exception in the block undoes the block and only the block.
 
-    A handler thread's connection (`connection`) writes by group commit (`_Writer`): the
+    A handler thread's connection (`SqliteBackend.connection`) writes by group commit: the
     concurrent writes of this process share one transaction, each in its own savepoint, and one
     COMMIT (one fsync); each returns only after that COMMIT. Any other connection (the CLI's,
     an in-memory database) writes its own transaction.
@@ -317,13 +445,12 @@ def write(db: Database) -> Iterator[Database]:
     holds it. SQLite's own busy handler would sleep in steps growing to 100 ms, which turns a
     queue of sub-millisecond writes into long latency tails.
     """
-    writer = _writer_of(db)
-    if writer is not None:
-        with writer.write(db):
+    if db.group is not None:
+        with db.group.write(db):
             yield db
         return
     conn = db.conn
-    with _locked(_write_lock(db)):
+    with _locked(db.lock):
         _begin_immediate(conn)
         try:
             yield db
@@ -344,207 +471,6 @@ def _check_in_place(conn: sqlite3.Connection) -> None:
         raise fault
 
 
-class _Batch:
-    """The writes of one group commit: its members wait for `done`; `fault` if it failed."""
-
-    def __init__(self) -> None:
-        self.members = 0
-        self.done = threading.Event()
-        self.fault: BaseException | None = None
-
-
-MAX_BATCH = 64
-"""Writes one transaction takes at most before it commits, even with more queued."""
-
-
-class _Writer:
-    """Group commit for one database file in this process: one connection that writes for
-    every handler thread, one open transaction (`batch`) that the threads arriving while it is
-    open join, each in a savepoint. The last writer of a batch (nobody else is queued) commits
-    it, with one fsync, and wakes the others; a writer whose block raises rolls back its own
-    savepoint only. A fault of the transaction itself (the COMMIT, a full disk, the file gone)
-    fails every write of the batch: none of them is acknowledged."""
-
-    def __init__(self, path: str, durability: str) -> None:
-        self.path, self.durability = path, durability
-        self.conn: Database | None = None
-        self.turn = threading.Condition()
-        self.busy = False  # a thread is running its block (under `turn`)
-        self.queued = 0  # threads waiting for their turn
-        self.batch: _Batch | None = None
-
-    @contextmanager
-    def write(self, db: Database) -> Iterator[None]:
-        self._enter()
-        try:
-            batch = self._begin()
-        except BaseException:
-            self._end_turn(None)
-            raise
-        assert self.conn is not None
-        conn = self.conn.conn
-        own, db.conn = db.conn, conn  # the block speaks through the writer's connection
-        failed: BaseException | None = None
-        try:
-            conn.execute("SAVEPOINT write")
-            yield
-            conn.execute("RELEASE write")
-            batch.members += 1
-        except BaseException as exc:
-            failed = exc
-            self._undo(conn, batch, exc)
-        finally:
-            db.conn = own
-        if self._end_turn(batch):
-            self._commit(batch)
-        if failed is not None:
-            raise failed
-        batch.done.wait()
-        if batch.fault is not None:
-            raise _again(batch.fault) from batch.fault
-        _recovered()
-
-    def _enter(self) -> None:
-        """Wait for this process's turn to write (counted as a wait for the process lock)."""
-        with self.turn:
-            if self.busy:
-                started = time.monotonic()
-                self.queued += 1
-                while self.busy:
-                    self.turn.wait()
-                self.queued -= 1
-                metrics.lock_waited("process", time.monotonic() - started)
-            self.busy = True
-
-    def _end_turn(self, batch: _Batch | None) -> bool:
-        """Let the next queued writer in, or return True: this one must commit `batch` (it
-        holds writes and nobody else is queued to join it, or it is full), keeping the turn
-        until it has."""
-        with self.turn:
-            if (
-                batch is not None and self.batch is batch and batch.members
-                and (not self.queued or batch.members >= MAX_BATCH)
-            ):  # fmt: skip
-                return True
-            if batch is not None and self.batch is batch and not batch.members:
-                self._abandon(batch)  # only failed writes: nothing to commit
-            self.busy = False
-            self.turn.notify()
-            return False
-
-    def _begin(self) -> _Batch:
-        """The open batch, or a new transaction for one (a fresh connection if need be)."""
-        if self.batch is not None:
-            return self.batch
-        if self.conn is None or not _in_place(self.conn.conn):
-            if self.conn is not None:
-                _close_quietly(self.conn)
-                self.conn = None
-                if _identity(self.path) is None:
-                    fault = StorageUnavailable(MOVED)
-                    _report(fault, None)
-                    raise fault
-            self.conn = connect(self.path, durability=self.durability)
-            # Only the writer whose turn it is uses it, and `_begin_immediate` retries.
-            self.conn.conn.execute("PRAGMA busy_timeout = 0")
-        _begin_immediate(self.conn.conn, retried=True)
-        self.batch = _Batch()
-        return self.batch
-
-    def _undo(self, conn: sqlite3.Connection, batch: _Batch, exc: BaseException) -> None:
-        """Roll back the failed block's savepoint; if the transaction itself is lost (SQLite
-        rolled it back on a storage fault, or the savepoint cannot be undone), so is the batch:
-        its other writes fail too."""
-        try:
-            if conn.in_transaction:
-                sqlite3.Connection.execute(conn, "ROLLBACK TO write")
-                sqlite3.Connection.execute(conn, "RELEASE write")
-                return
-        except sqlite3.Error:
-            pass
-        rollback(conn)
-        _mark_broken(conn)
-        batch.fault = fault_of(exc) or StorageUnavailable()
-        with self.turn:
-            self._abandon(batch)
-
-    def _abandon(self, batch: _Batch) -> None:
-        """End `batch` without a commit (under `turn`): roll back what is open, wake members."""
-        assert self.conn is not None
-        rollback(self.conn.conn)
-        self.batch = None
-        batch.done.set()
-
-    def _commit(self, batch: _Batch) -> None:
-        """COMMIT the batch (one fsync), check the file is still the one written to, wake its
-        members, and give the turn to the next writer."""
-        assert self.conn is not None
-        conn = self.conn.conn
-        try:
-            conn.execute("COMMIT")
-            _check_in_place(conn)
-        except BaseException as exc:
-            rollback(conn)
-            batch.fault = fault_of(exc) or StorageUnavailable()
-        finally:
-            with self.turn:
-                self.batch = None
-                self.busy = False
-                self.turn.notify()
-            batch.done.set()
-
-
-def _again(fault: BaseException) -> BaseException:
-    """A copy of the batch's fault for one of its writers (each raises its own)."""
-    detail = getattr(fault, "detail", None)
-    return type(fault)(detail) if isinstance(fault, StorageUnavailable) else StorageUnavailable()
-
-
-_writers: dict[tuple[str, str], _Writer] = {}
-_writers_lock = threading.Lock()
-_grouped: weakref.WeakKeyDictionary[Database, tuple[str, str]] = weakref.WeakKeyDictionary()
-"""The handler-thread connections (`connection`) that write by group commit, and their file."""
-
-
-MAX_WRITERS = 8
-"""Files a process keeps a writer connection open to (tests use many; a server one)."""
-
-
-def _writer_of(db: Database) -> _Writer | None:
-    """The group-commit writer of a handler thread's connection, or None for another one."""
-    key = _grouped.get(db)
-    if key is None:
-        return None
-    with _writers_lock:
-        writer = _writers.get(key)
-        if writer is None:
-            if len(_writers) >= MAX_WRITERS:
-                _close_idle_writers()
-            writer = _writers[key] = _Writer(*key)
-        return writer
-
-
-def _close_idle_writers() -> None:
-    """Close the writers nobody is using (under `_writers_lock`)."""
-    for key, writer in list(_writers.items()):
-        with writer.turn:
-            if writer.busy or writer.queued or writer.batch is not None:
-                continue
-            if writer.conn is not None:
-                _close_quietly(writer.conn)
-            del _writers[key]
-
-
-def _forget_writers() -> None:
-    """In a forked child: the parent's writers (their connections, locks) are not ours."""
-    global _writers_lock
-    _writers.clear()
-    _writers_lock = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_forget_writers)
-
-
 def rollback(conn: sqlite3.Connection) -> None:
     """End any transaction left open on `conn`; a connection that cannot is not used again."""
     if not conn.in_transaction:
@@ -553,15 +479,6 @@ def rollback(conn: sqlite3.Connection) -> None:
         sqlite3.Connection.execute(conn, "ROLLBACK")
     except sqlite3.Error:
         _mark_broken(conn)
-
-
-def _write_lock(db: Database) -> threading.Lock:
-    """The process-wide lock of the file behind `db` (looked up once per connection)."""
-    lock = _lock_of_connection.get(db)
-    if lock is None:
-        path = db.conn.execute("PRAGMA database_list").fetchone()[2]
-        lock = _lock_of_connection[db] = _write_locks.setdefault(path, threading.Lock())
-    return lock
 
 
 @contextmanager
@@ -602,97 +519,3 @@ def _begin_immediate(conn: sqlite3.Connection, retried: bool = False) -> None:
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     if waited:  # another process held SQLite's write lock
         metrics.lock_waited("sqlite", time.monotonic() - started)
-
-
-@migrations()
-def m001_initial(db: Database) -> None:
-    db.execute(
-        """CREATE TABLE organizations (
-            id INTEGER PRIMARY KEY,
-            slug TEXT NOT NULL UNIQUE,
-            name TEXT NOT NULL,
-            date_created TEXT NOT NULL
-        )"""
-    )
-    db.execute(
-        """CREATE TABLE projects (
-            id INTEGER PRIMARY KEY,
-            organization_id INTEGER NOT NULL REFERENCES organizations(id),
-            slug TEXT NOT NULL,
-            name TEXT NOT NULL,
-            date_created TEXT NOT NULL,
-            UNIQUE (organization_id, slug)
-        )"""
-    )
-    db.execute(
-        """CREATE TABLE tokens (
-            id INTEGER PRIMARY KEY,
-            token_hash TEXT NOT NULL UNIQUE,
-            organization_id INTEGER REFERENCES organizations(id),
-            scopes TEXT NOT NULL,
-            is_superuser INTEGER NOT NULL DEFAULT 0,
-            label TEXT NOT NULL DEFAULT '',
-            date_created TEXT NOT NULL
-        )"""
-    )
-    # AUTOINCREMENT: a deleted key's id is never reused, so cursors stay meaningful.
-    db.execute(
-        """CREATE TABLE keys (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            project_id INTEGER NOT NULL REFERENCES projects(id),
-            label TEXT NOT NULL,
-            public_key TEXT NOT NULL UNIQUE,
-            secret_key TEXT NOT NULL UNIQUE,
-            status INTEGER NOT NULL DEFAULT 0,
-            use_case TEXT NOT NULL DEFAULT 'user',
-            rate_limit_count INTEGER,
-            rate_limit_window INTEGER,
-            data TEXT NOT NULL DEFAULT '{}',
-            date_added TEXT NOT NULL
-        )"""
-    )
-    # The keyset page query walks (project_id, id) backwards: its cost does not grow with
-    # the number of keys a project has. The status filter gets its own ordered index.
-    db.execute("CREATE INDEX keys_by_project ON keys (project_id, id)")
-    db.execute("CREATE INDEX keys_by_project_status ON keys (project_id, status, id)")
-
-
-@migrations()
-def m002_dsn_endpoint_and_audit_log(db: Database) -> None:
-    # Sentry's `sentry:relay_dsn_endpoint` organization option.
-    db.execute("ALTER TABLE organizations ADD COLUMN dsn_endpoint TEXT")
-    db.execute(
-        """CREATE TABLE audit_log (
-            id INTEGER PRIMARY KEY,
-            organization_id INTEGER NOT NULL REFERENCES organizations(id),
-            event TEXT NOT NULL,
-            target TEXT NOT NULL,
-            data TEXT NOT NULL DEFAULT '{}',
-            date_added TEXT NOT NULL
-        )"""
-    )
-
-
-@migrations()
-def m003_request_journal(db: Database) -> None:
-    # The test controls' journal of recent requests (written only when they are on).
-    db.execute(
-        """CREATE TABLE request_log (
-            id INTEGER PRIMARY KEY,
-            method TEXT NOT NULL,
-            path TEXT NOT NULL,
-            query TEXT NOT NULL,
-            status INTEGER NOT NULL,
-            validated INTEGER NOT NULL,
-            date TEXT NOT NULL
-        )"""
-    )
-
-
-@migrations()
-def m004_health_and_start_state(db: Database) -> None:
-    # Readiness writes its one row here; no key is ever touched by a health check.
-    db.execute("CREATE TABLE health (id INTEGER PRIMARY KEY CHECK (id = 1), checked REAL)")
-    # The store as the server started (after --fixtures), restored by POST /__admin/reset:
-    # each table's rows as JSON, and the key id sequence.
-    db.execute("CREATE TABLE start_state (name TEXT PRIMARY KEY, data TEXT NOT NULL)")

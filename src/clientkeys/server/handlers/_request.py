@@ -1,7 +1,8 @@
 """What every handler needs from the current request: settings, the database, the project,
 URLs. The database accessor follows flaskr's `get_db`: one connection per request (this
-handler thread's SQLite connection, or one from the PostgreSQL pool: `store.connection`), and a
-teardown that rolls back what a request left open and hands a pooled connection back.
+handler thread's SQLite connection, or one from the PostgreSQL pool: the app's backend's
+`connection`), and a teardown that rolls back what a request left open and hands a pooled
+connection back.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def settings() -> Settings:
 def get_db() -> Connection:
     """This request's database connection."""
     if "db" not in g:
-        g.db = store.connection(settings())
+        g.db = store.backend_of(request).connection()
     database: Connection = g.db
     return database
 
@@ -38,7 +39,7 @@ def close_db(_exc: BaseException | None = None) -> None:
     connection back)."""
     database: Connection | None = g.pop("db", None)
     if database is not None:
-        store.release(database)
+        database.backend.release(database)
 
 
 def init_app(app: FlaskApp) -> None:
