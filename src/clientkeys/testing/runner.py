@@ -46,16 +46,16 @@ def clientkeys_command(tool: str, port: int, *args: str) -> list[str]:
             *args]  # fmt: skip
 
 
-def until(condition: Callable[[], T], seconds: float, waiting_for: str) -> T:
+def until(condition: Callable[[], T], seconds: float, waiting_for: str, poll: float = 0.1) -> T:
     """Poll `condition` until it returns something true, and return that; a TimeoutError
     naming `waiting_for` after `seconds`. The pause between two polls grows from 10 ms to
-    100 ms: a fast answer is seen at once, a slow one costs little CPU on a shared machine."""
-    deadline, pause = time.monotonic() + seconds, 0.01
+    `poll`: a fast change is seen at once, a slow one costs little CPU on a shared machine."""
+    deadline, pause = time.monotonic() + seconds, min(0.01, poll)
     while not (result := condition()):
         if time.monotonic() > deadline:
             raise TimeoutError(f"waited {seconds:g} s for {waiting_for}")
         time.sleep(pause)
-        pause = min(pause * 2, 0.1)
+        pause = min(pause * 2, poll)
     return result
 
 
@@ -105,12 +105,13 @@ def start(
 ) -> Server:
     """Start `command` (which listens on `port`) without waiting for it; its output goes to
     `log`. Warnings are off in it: a suite's `-W error` is for the suite, not for the server."""
+    started = time.monotonic()
     with log.open("wb") as output:
         process = subprocess.Popen(
             command, stdout=output, stderr=subprocess.STDOUT, cwd=cwd, start_new_session=True,
             env={**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})},
         )  # fmt: skip
-    return Server(process, port, log)
+    return Server(process, port, log, started)
 
 
 def answers(
@@ -133,9 +134,11 @@ def wait_until_answers(
     headers: dict[str, str] | None = None,
     ok_only: bool = False,
     seconds: float = 60,
+    poll: float = 0.1,
 ) -> None:
-    """Wait until `server` answers `path` (see `answers`) and note its start time; a
-    RuntimeError quoting its log if it ends or stays silent for `seconds`."""
+    """Wait until `server` answers `path` (see `answers`), asking at most every `poll`
+    seconds, and note its start time; a RuntimeError quoting its log if it ends or stays
+    silent for `seconds`."""
 
     def answered() -> bool:
         if answers(server.url + path, headers, ok_only):
@@ -146,7 +149,7 @@ def wait_until_answers(
         return False
 
     try:
-        until(answered, seconds, f"{server.url}{path} to answer")
+        until(answered, seconds, f"{server.url}{path} to answer", poll)
     except TimeoutError as exc:
         raise RuntimeError(f"{exc}; the server's log:\n{server.log_tail()}") from None
     server.startup = time.monotonic() - server.started
