@@ -13,20 +13,18 @@ Prism is installed from npm into bench/prism/ by `make bench`. Writes bench/mock
 from __future__ import annotations
 
 import os
-import re
-import signal
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
-from run import ROOT, ROUNDS, SECONDS, Result, free_port, machine, median, wrk
+from run import ROOT, ROUNDS, SECONDS, Result, Server, machine, median, wrk
+
+from clientkeys.testing.runner import free_port
 
 sys.path.insert(0, str(ROOT / "tests"))
 from corpus import Caller, Unsatisfiable, entries  # noqa: E402
@@ -74,71 +72,9 @@ def specs() -> list[Spec]:
     ]  # fmt: skip
 
 
-@dataclass
-class Server:
-    name: str
-    command: list[str]
-    port: int
-    process: subprocess.Popen[bytes] | None = None
-    startup: float = 0.0
-    log: Any = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, folder: Path, probe: Scenario) -> None:
-        self.log = (folder / f"{self.port}.log").open("wb")
-        started = time.monotonic()
-        self.process = subprocess.Popen(
-            self.command, stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT,
-            start_new_session=True,
-        )  # fmt: skip
-        request = urllib.request.Request(self.url + probe.path, headers=probe.headers)
-        while time.monotonic() - started < 180:
-            try:
-                with urllib.request.urlopen(request, timeout=5):
-                    self.startup = time.monotonic() - started
-                    return
-            except urllib.error.HTTPError:
-                self.startup = time.monotonic() - started
-                return
-            except OSError:
-                time.sleep(0.02)
-        raise RuntimeError(f"{self.name} did not start; see {folder}")
-
-    def pids(self) -> list[int]:
-        assert self.process is not None
-        found, queue = [], [self.process.pid]
-        while queue:
-            pid = queue.pop()
-            found.append(pid)
-            for task in Path(f"/proc/{pid}/task").glob("*/children"):
-                queue += [int(c) for c in task.read_text().split()]
-        return found
-
-    def peak_rss_mb(self) -> float:
-        """Peak RSS over the process tree (summed: every process holds the spec)."""
-        total = 0.0
-        for pid in self.pids():
-            match = re.search(r"VmHWM:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())
-            total += int(match.group(1)) / 1024 if match else 0
-        return total
-
-    def stop(self) -> None:
-        if self.process is not None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-        if self.log is not None:
-            self.log.close()
-
-
-def servers(spec: Path) -> list[Server]:
+def servers(spec: Path, probe: Scenario) -> list[Server]:
+    """Ours in one process and in two, and Prism; each counts as started at its first answer
+    (any status) to `probe`, given up on after three minutes (GitHub's 13 MB description)."""
     ours = [str(BIN / "clientkeys"), "mock", "--spec", str(spec), "--log-level", "warning"]
     made = []
     for name, command in [
@@ -148,7 +84,8 @@ def servers(spec: Path) -> list[Server]:
     ]:
         port = free_port()
         flag = ["-p", str(port)] if name == "Prism" else ["--port", str(port)]
-        made.append(Server(name, [*command, *flag], port))
+        made.append(Server(name, [*command, *flag], {}, port, probe.path, probe.headers,
+                           ok_only=False, seconds=180))  # fmt: skip
     return made
 
 
@@ -186,11 +123,11 @@ def conformance(server: Server, caller: Caller, operations: list[Any]) -> tuple[
 
 def bench_spec(spec: Spec, folder: Path) -> dict[str, Any]:
     print(f"== {spec.label}", flush=True)
-    running = servers(spec.path)
+    running = servers(spec.path, spec.scenarios[0])
     out: dict[str, Any] = {"servers": running, "runs": {}, "share": {}}
     try:
         for server in running:
-            server.start(folder, spec.scenarios[0])
+            server.start(folder)
             print(f"  {server.name}: first answer after {server.startup:.2f} s", flush=True)
         caller = Caller(spec.path)
         sampled = caller.sample(SAMPLE, seed=1)
@@ -214,7 +151,7 @@ def bench_spec(spec: Spec, folder: Path) -> dict[str, Any]:
                         print(f"  round {round_ + 1} {scenario.label:18} c={connections:<3} "
                               f"{server.name:28} {result.rps:8.0f} req/s p99 {result.p99:7.1f} ms"
                               f" errors {result.errors}", flush=True)  # fmt: skip
-        out["rss"] = {server.name: server.peak_rss_mb() for server in running}
+        out["rss"] = {server.name: server.total_peak_rss_mb() for server in running}
     finally:
         for server in running:
             server.stop()

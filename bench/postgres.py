@@ -21,12 +21,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
@@ -40,7 +37,8 @@ import pg  # noqa: E402
 from clientkeys.core import domain  # noqa: E402
 from clientkeys.store import backend as store  # noqa: E402
 from clientkeys.store import repository  # noqa: E402
-from clientkeys.testing.plugin import free_port  # noqa: E402
+from clientkeys.testing import runner  # noqa: E402
+from clientkeys.testing.runner import free_port  # noqa: E402
 
 BIN = Path(sys.executable).parent
 SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
@@ -48,6 +46,7 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 CONNECTIONS = (16, 64)
 NODES = 3
 TOKEN = "sntrys_bench_pg_" + secrets.token_hex(16)
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 ORG = "bench"
 SCENARIOS = [
     ("list, 10 keys", f"/api/0/projects/{ORG}/ten/keys/", "GET", None),
@@ -69,54 +68,28 @@ def seed(database: Path | str) -> None:
             repository.insert_key(conn, project["id"], domain.new_key(name=f"Key {i}"))
 
 
-@dataclass
-class Node:
-    port: int
-    process: subprocess.Popen[bytes]
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+Node = runner.Server
+"""A `clientkeys serve --workers 2`, started by clientkeys' server runner."""
 
 
 @contextmanager
 def nodes(database: Path | str, count: int, folder: Path) -> Iterator[list[Node]]:
-    """`count` nodes of `clientkeys serve --workers 2` on `database`, up and answering."""
+    """`count` nodes of `clientkeys serve --workers 2` on `database`, up and answering: all
+    started at once, then each awaited until it answers a list of keys."""
     started: list[Node] = []
     try:
         for _ in range(count):
             port = free_port()
-            log = (folder / f"{port}.log").open("wb")
-            process = subprocess.Popen(
-                [str(BIN / "clientkeys"), "serve", "--workers", "2", "--log-level", "warning",
-                 "--port", str(port)],
-                env={**os.environ, "CLIENTKEYS_DATABASE": str(database)}, stdout=log,
-                stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
-            log.close()
-            started.append(Node(port, process))
+            command = [str(BIN / "clientkeys"), "serve", "--workers", "2", "--log-level",
+                       "warning", "--port", str(port)]  # fmt: skip
+            env = {"CLIENTKEYS_DATABASE": str(database)}
+            started.append(runner.start(command, port, folder / f"{port}.log", env))
         for node in started:
-            wait_for(node)
+            runner.wait_until_answers(node, SCENARIOS[0][1], AUTH, ok_only=True)
         yield started
     finally:
         for node in started:
-            node.process.terminate()
-            node.process.wait(timeout=30)
-
-
-def wait_for(node: Node) -> None:
-    request = urllib.request.Request(
-        f"{node.url}{SCENARIOS[0][1]}", headers={"Authorization": f"Bearer {TOKEN}"}
-    )
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(request, timeout=2):
-                return
-        except OSError:
-            if node.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"a node on port {node.port} did not start") from None
-            time.sleep(0.05)
+            node.stop()
 
 
 def logged_errors(folder: Path) -> int:

@@ -21,7 +21,6 @@ from run import (
     ROUNDS,
     Result,
     Server,
-    free_port,
     machine,
     measure,
     median,
@@ -29,6 +28,8 @@ from run import (
     seed,
     wrk,
 )
+
+from clientkeys.testing.runner import free_port
 
 CONNECTIONS = (1, 16)
 SCENARIOS = [

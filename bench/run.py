@@ -24,13 +24,10 @@ import platform
 import re
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from importlib.metadata import version
@@ -40,6 +37,8 @@ from typing import Any
 from clientkeys.core import domain
 from clientkeys.store import repository
 from clientkeys.store import sqlite as db
+from clientkeys.testing import runner
+from clientkeys.testing.runner import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -94,49 +93,43 @@ def seed(path: Path) -> dict[str, list[int]]:
 # Servers ---------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass
 class Server:
+    """One server of the table, started and stopped by clientkeys' server runner; it counts
+    as started at its first 2xx answer to `probe` (or any answer, without `ok_only`)."""
+
     name: str
     command: list[str]
     env: dict[str, str]
     port: int
-    process: subprocess.Popen[bytes] | None = None
-    startup: float = 0.0
-    log: Any = None
+    probe: str = f"/api/0/projects/{ORG}/ten/keys/"
+    headers: dict[str, str] = field(default_factory=lambda: {"Authorization": f"Bearer {TOKEN}"})
+    ok_only: bool = True
+    seconds: float = 60
+    running: runner.Server | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def process(self) -> subprocess.Popen[bytes]:
+        assert self.running is not None, f"{self.name} is not started"
+        return self.running.process
+
+    @property
+    def startup(self) -> float:
+        """Seconds from the start to the first answer."""
+        return self.running.startup if self.running is not None else 0.0
+
     def start(self, folder: Path) -> None:
-        self.log = (folder / f"{self.port}.log").open("wb")
-        started = time.monotonic()
-        self.process = subprocess.Popen(
-            self.command, env={**os.environ, **self.env}, stdout=self.log,
-            stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True,
-        )  # fmt: skip
-        request = urllib.request.Request(
-            f"{self.url}/api/0/projects/{ORG}/ten/keys/",
-            headers={"Authorization": f"Bearer {TOKEN}"},
-        )
-        while time.monotonic() - started < 60:
-            try:
-                with urllib.request.urlopen(request, timeout=2) as response:
-                    if response.status == 200:
-                        self.startup = time.monotonic() - started
-                        return
-            except OSError:
-                time.sleep(0.01)
-        raise RuntimeError(f"{self.name} did not start; see {folder}")
+        self.running = runner.start(self.command, self.port, folder / f"{self.port}.log",
+                                    self.env, cwd=ROOT)  # fmt: skip
+        # Polled every 10 ms: the first answer's time is a measurement here.
+        runner.wait_until_answers(self.running, self.probe, self.headers, self.ok_only,
+                                  self.seconds, poll=0.01)  # fmt: skip
 
     def pids(self) -> list[int]:
-        assert self.process is not None
         found, queue = [], [self.process.pid]
         while queue:
             pid = queue.pop()
@@ -160,20 +153,25 @@ class Server:
         return total / CLK
 
     def peak_rss_mb(self) -> float:
+        """The highest peak RSS of one worker."""
+        return max(self._peaks(self.workers()))
+
+    def total_peak_rss_mb(self) -> float:
+        """Peak RSS over the process tree, summed (every process holds its own copy)."""
+        return sum(self._peaks(self.pids()))
+
+    def _peaks(self, pids: list[int]) -> list[float]:
         peaks = []
-        for pid in self.workers():
+        for pid in pids:
             status = Path(f"/proc/{pid}/status").read_text()
             match = re.search(r"VmHWM:\s+(\d+) kB", status)
             if match:
                 peaks.append(int(match.group(1)) / 1024)
-        return max(peaks)
+        return peaks
 
     def stop(self) -> None:
-        if self.process is not None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=20)
-        if self.log is not None:
-            self.log.close()
+        if self.running is not None:
+            self.running.stop(timeout=20)
 
 
 CLIENTKEYS = "clientkeys, both validations"

@@ -25,7 +25,7 @@ from clientkeys.core import domain
 from clientkeys.server.app import create_app
 from clientkeys.store import repository
 from clientkeys.store import sqlite as db
-from clientkeys.testing.plugin import free_port, serving
+from clientkeys.testing.runner import free_port, serving
 
 ORG, PROJECT = "contract", "keys"
 

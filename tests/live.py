@@ -1,31 +1,28 @@
 """Real `clientkeys serve` processes for the fault, race, HTTP-edge and scale-out tests: seeded
-databases (a SQLite file, or a `postgresql://` URL), servers that can be killed whole, small file
-systems, raw HTTP and JSON calls."""
+databases (a SQLite file, or a `postgresql://` URL), servers that can be killed whole (started
+and stopped by `clientkeys.testing.runner`), small file systems, raw HTTP and JSON calls."""
 
 from __future__ import annotations
 
 import http.client
 import json
 import os
-import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from pathlib import Path
 from typing import Any
 
 from clientkeys.store import backend as store
 from clientkeys.store import repository
 from clientkeys.store import sqlite as db
-from clientkeys.testing.plugin import free_port
+from clientkeys.testing import runner
+from clientkeys.testing.runner import clientkeys_command, free_port
 
 ORG, PROJECT = "acme", "web"
 KEYS = f"/api/0/projects/{ORG}/{PROJECT}/keys/"
@@ -47,23 +44,18 @@ def seed(database: Database) -> str:
 
 
 def serve_command(port: int, database: Database, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "clientkeys", "serve", "--port", str(port), "--database",
-            str(database), "--workers", "2", "--log-level", "warning", *extra]  # fmt: skip
+    return clientkeys_command("serve", port, "--database", str(database), "--workers", "2",
+                              "--log-level", "warning", *extra)  # fmt: skip
 
 
 @dataclass
-class Server:
-    """A running `clientkeys serve` (its own process group: it can be killed whole)."""
+class Server(runner.Server):
+    """A running `clientkeys serve` on a seeded database, with its token (its own process
+    group: `kill` stops it whole)."""
 
-    process: subprocess.Popen[bytes]
-    port: int
+    _: KW_ONLY
     token: str
-    log: Path
     database: Database
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def connection(self) -> http.client.HTTPConnection:
         return http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
@@ -93,14 +85,6 @@ class Server:
         children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
         return [int(pid) for pid in children.read_text().split()]
 
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        """Send `sig` to the server and its workers at once, and wait for the server."""
-        try:
-            os.killpg(self.process.pid, sig)
-        except ProcessLookupError:
-            pass
-        self.process.wait(timeout=30)
-
 
 @contextmanager
 def serving(
@@ -122,19 +106,13 @@ def start(database: Database, token: str, *extra: str, logs: Path | None = None)
     if logs is None:
         assert isinstance(database, Path), "name a folder for the logs of a postgresql:// server"
         logs = database.parent
-    log = logs / f"server-{port}.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            serve_command(port, database, *extra), stdout=output, stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONWARNINGS": "ignore"}, start_new_session=True,
-        )  # fmt: skip
-    return Server(process, port, token, log, database)
+    started = runner.start(serve_command(port, database, *extra), port, logs / f"server-{port}.log")
+    return Server(**vars(started), token=token, database=database)
 
 
 def stop(server: Server) -> None:
     """SIGTERM the server (and its workers), if it still runs."""
-    if server.process.poll() is None:
-        server.kill(signal.SIGTERM)
+    server.stop()
 
 
 class Writers:
@@ -175,22 +153,17 @@ class Writers:
             conn.close()
 
     def wait_for(self, acknowledged: int, seconds: float = 30) -> None:
-        deadline = time.monotonic() + seconds
-        while len(self.acknowledged) < acknowledged and time.monotonic() < deadline:
-            time.sleep(0.02)
+        """Wait until `acknowledged` writes are acknowledged, or `seconds` have passed (the
+        caller's assertions then say what was missing)."""
+        try:
+            runner.until(lambda: len(self.acknowledged) >= acknowledged, seconds, "the writes")
+        except TimeoutError:
+            pass
 
 
 def wait_until_up(server: Server, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            with urllib.request.urlopen(f"{server.url}/openapi.json", timeout=2):
-                return
-        except (urllib.error.URLError, OSError):
-            pass
-        if server.process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"the server did not start:\n{server.log.read_text()[-4000:]}")
-        time.sleep(0.05)
+    """Wait until the server serves its spec (the API is built, its database ready)."""
+    runner.wait_until_answers(server, "/openapi.json", ok_only=True, seconds=seconds)
 
 
 def run_serve(database: Path, seconds: float = 30) -> subprocess.CompletedProcess[str]:

@@ -13,7 +13,6 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,7 +20,7 @@ from pathlib import Path
 import psycopg
 
 from clientkeys.store import postgres
-from clientkeys.testing.plugin import free_port
+from clientkeys.testing.runner import free_port, until
 
 SETTINGS = {
     # A throwaway server: no fsync (its files go with the folder), room for many test pools.
@@ -141,19 +140,25 @@ class PostgresServer:
                  "-p", str(self.port), *options],
                 stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
-        deadline = time.monotonic() + 30
-        while True:
+        process = self.process
+
+        def accepts() -> bool:
             try:
                 psycopg.connect(self.url, connect_timeout=2).close()
-                self.started = True
-                return
-            except psycopg.OperationalError as exc:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    log = self.log.read_bytes()[offset:].decode(errors="replace")
-                    if "could not bind" in log or "already in use" in log:
-                        raise PortTaken() from exc
-                    raise RuntimeError(f"postgres did not start:\n{log[-3000:]}") from exc
-                time.sleep(0.05)
+                return True
+            except psycopg.OperationalError:
+                if process.poll() is not None:
+                    raise
+                return False
+
+        try:
+            until(accepts, 30, "postgres to accept connections")
+            self.started = True
+        except (psycopg.OperationalError, TimeoutError) as exc:
+            log = self.log.read_bytes()[offset:].decode(errors="replace")
+            if "could not bind" in log or "already in use" in log:
+                raise PortTaken() from exc
+            raise RuntimeError(f"postgres did not start:\n{log[-3000:]}") from exc
 
     def stop(self) -> None:
         """Stop the server (fast shutdown: open connections are ended)."""

@@ -11,14 +11,13 @@ import os
 import shlex
 import subprocess
 import sys
-import time
 import tomllib
 from pathlib import Path
 
 from click.testing import CliRunner
 
 from clientkeys.cli import main
-from clientkeys.testing.plugin import free_port
+from clientkeys.testing.runner import free_port, until
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -103,10 +102,12 @@ def test_the_images_command_serves_and_its_health_check_passes(tmp_path: Path) -
     server = subprocess.Popen(json.loads(_values("CMD")[0]), env=env, cwd=volume,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
     try:
-        deadline = time.monotonic() + 30
-        while (check := subprocess.run(health, env=env, capture_output=True)).returncode:
-            assert server.poll() is None and time.monotonic() < deadline, check.stderr
-            time.sleep(0.2)
+
+        def healthy() -> bool:
+            assert server.poll() is None, "the image's command ended"
+            return subprocess.run(health, env=env, capture_output=True).returncode == 0
+
+        until(healthy, 30, "the image's health check to pass")
     finally:
         server.terminate()
         output = server.communicate(timeout=20)[0].decode()

@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import signal
 import socket
-import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -20,6 +15,7 @@ from click.testing import CliRunner
 
 from clientkeys.cli import main
 from clientkeys.mock.app import MAX_DELAY_MS, Prefer, create_mock_app
+from clientkeys.testing.runner import clientkeys_command, free_port, running, until
 
 OK = {"200": {"description": "ok", "content": {"application/json": {
     "schema": {"type": "object", "required": ["ok"], "properties": {"ok": {"type": "boolean"}}},
@@ -218,59 +214,49 @@ def test_prefer_delay_is_bounded() -> None:
     assert Prefer.parse("delay=999999999").delay_ms == MAX_DELAY_MS == 10_000
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_the_command_reports_examples_serves_with_workers_and_a_delay_cannot_hold_shutdown(
     tmp_path: Path,
 ) -> None:
     document = spec({"/x": {"get": {"responses": {"200": {"description": "ok", "content": {
         "application/json": {"schema": {"type": "integer"}, "example": "seven"}}}}}}})  # fmt: skip
-    port = _free_port()
-    command = [sys.executable, "-m", "clientkeys", "mock", "--spec", str(write(tmp_path, document)),
-               "--port", str(port), "--workers", "2", "--log-level", "warning"]  # fmt: skip
-    server = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        for _ in range(200):
-            try:
-                answer = httpx.get(f"http://127.0.0.1:{port}/x", timeout=2)
-                break
-            except httpx.TransportError:
-                time.sleep(0.05)
+    port = free_port()
+    command = clientkeys_command("mock", port, "--spec", str(write(tmp_path, document)),
+                                 "--workers", "2", "--log-level", "warning")  # fmt: skip
+    with running(command, port, tmp_path / "mock.log") as server:
+        answer = httpx.get(f"{server.url}/x", timeout=2)
         assert answer.status_code == 200 and answer.json() == 0  # the invalid example replaced
         # serve's HTTP-layer limits hold for the mock too: an oversized header is a JSON 431
-        huge = httpx.get(f"http://127.0.0.1:{port}/x", headers={"X-Big": "a" * 20_000}, timeout=5)
+        huge = httpx.get(f"{server.url}/x", headers={"X-Big": "a" * 20_000}, timeout=5)
         assert huge.status_code == 431 and huge.headers["content-type"] == "application/json"
-        pending = threading.Thread(target=lambda: _ignore(
-            lambda: httpx.get(f"http://127.0.0.1:{port}/x", headers={"Prefer": "delay=60000"},
-                              timeout=30)))  # fmt: skip
-        pending.start()
-        time.sleep(0.3)
-        stopped = time.monotonic()
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=20)
-        # the delay is cut to 10 s and shutdown waits 2 s for it: an exit before 9 s did not wait
-        # out the delay (on a loaded machine the 2 s grace took up to 6.4 s)
-        assert time.monotonic() - stopped < 9
-        pending.join()
-    finally:
-        if server.poll() is None:
-            os.killpg(server.pid, signal.SIGKILL)
-        assert server.stderr is not None
-        with server.stderr:
-            output = server.stderr.read()
+        delayed = b"GET /x HTTP/1.1\r\nHost: mock\r\nPrefer: delay=60000\r\n\r\n"
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as pending:
+            pending.sendall(delayed)
+            client_port = pending.getsockname()[1]
+            until(lambda: _read_by_server(port, client_port), 10, "the mock to read the request")
+            stopped = time.monotonic()
+            server.stop(timeout=20)
+            # the delay is cut to 10 s and shutdown waits 2 s for it: an exit before 9 s did not
+            # wait out the delay (on a loaded machine the 2 s grace took up to 6.4 s)
+            assert time.monotonic() - stopped < 9
+    output = server.log.read_text()
     assert "1 operations, 1 examples checked." in output
     assert '  GET /x 200 application/json: "seven" is not of type "integer"' in output
 
 
-def _ignore(call: Any) -> None:
-    try:
-        call()
-    except httpx.HTTPError:
-        pass
+def _read_by_server(port: int, client_port: int) -> bool:
+    """Whether the server listening on `port` has accepted the connection from `client_port`
+    and read all it was sent: the kernel's own count (/proc/net/tcp) of bytes received and
+    not yet read, on the server's side of that connection, and of connections not accepted."""
+    server, client = f":{port:04X}", f":{client_port:04X}"
+    waiting, unread = False, None
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        _, local, remote, state, queues, *_ = line.split()
+        queued = int(queues.split(":")[1], 16)
+        if local.endswith(server) and state == "0A":  # LISTEN: its queue is what is not accepted
+            waiting = waiting or queued > 0
+        elif local.endswith(server) and remote.endswith(client) and state == "01":  # ESTABLISHED
+            unread = queued
+    return not waiting and unread == 0
 
 
 def test_object_parameters_are_read_in_their_styles(tmp_path: Path) -> None:

@@ -11,7 +11,6 @@ import socketserver
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,7 +20,9 @@ import pytest
 import requests
 
 from broken_server import ORG, PROJECT, running
-from clientkeys.testing.plugin import ClientKeys, free_port
+from clientkeys.testing import runner
+from clientkeys.testing.plugin import ClientKeys
+from clientkeys.testing.runner import free_port
 
 CLIENT = '''
 """A client of the keys API: clean calls, or also calls that break the contract."""
@@ -63,27 +64,10 @@ def proxy_command(upstream: str, *args: str) -> list[str]:
 def proxying(upstream: str, tmp_path: Path, *args: str) -> Iterator[str]:
     """A `clientkeys proxy` in front of `upstream` until the block ends; yields its URL."""
     port = free_port()
+    command = proxy_command(upstream, "--port", str(port), *args)
     log = tmp_path / "proxy.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(proxy_command(upstream, "--port", str(port), *args),
-                                   stdout=output, stderr=subprocess.STDOUT)  # fmt: skip
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 30
-            while not _answers(f"{url}/__proxy/violations"):
-                assert process.poll() is None and time.monotonic() < deadline, log.read_text()
-                time.sleep(0.05)
-            yield url
-        finally:
-            process.terminate()
-            process.wait(timeout=10)
-
-
-def _answers(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=1).status_code == 200
-    except requests.ConnectionError:
-        return False
+    with runner.running(command, port, log, path="/__proxy/violations", ok_only=True) as proxy:
+        yield proxy.url
 
 
 def run_client(

@@ -23,7 +23,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
 from clientkeys.cli import main
-from clientkeys.testing.plugin import free_port, serving
+from clientkeys.testing.runner import free_port, serving, until
 
 CI_FIXTURES = Path(__file__).parents[1] / "data" / "ci.yaml"
 TOKEN = "sntrys_ci_admin_token"
@@ -264,10 +264,11 @@ def test_json_logs_carry_each_requests_fields_and_never_the_token(live: LiveServ
     assert status == 200 and headers["X-Request-ID"] == "ci-run-42"
     for body in (b'{"name": 5}', b"{not json", b"[1]"):
         live.post(KEYS, body, {**auth, "Content-Type": "application/json", "X-Request-ID": "bad"})
-    deadline = time.monotonic() + 10
-    while not any(line.get("request_id") == "ci-run-42" for line in live.log_lines()):
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+
+    def logged() -> bool:
+        return any(line.get("request_id") == "ci-run-42" for line in live.log_lines())
+
+    until(logged, 10, "the access line of request ci-run-42")
     lines = live.log_lines()  # every line parses as JSON, uvicorn's own included
     [line] = [line for line in lines if line.get("request_id") == "ci-run-42"]
     assert line["method"] == "GET" and line["path"] == KEYS and line["status"] == 200

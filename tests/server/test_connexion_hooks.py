@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from typing import Any
 
 import httpx
@@ -22,6 +21,7 @@ from clientkeys.server.build import Api, build_app
 from clientkeys.server.connexion_hooks import HANDLER_THREAD_PREFIX
 from clientkeys.server.resolver import OperationIdResolver
 from clientkeys.store import repository
+from clientkeys.testing.runner import until
 from conftest import KEYS_URL, NOT_FOUND, World, assert_error
 
 pytestmark = pytest.mark.sqlite_only  # Connexion's internals: the same whatever the store
@@ -29,24 +29,32 @@ pytestmark = pytest.mark.sqlite_only  # Connexion's internals: the same whatever
 THREADS = 3
 BURST = 8
 """Concurrent requests: more than the handler threads, so that they queue."""
-HANDLER_SECONDS = 0.2
-"""How long each handler holds its thread: long enough for the burst to pile up."""
 
 
 def test_handlers_run_on_exactly_the_configured_threads(
     settings: Settings, world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    lock, running, peak, names = threading.Lock(), [0], [0], set()
+    lock, running, finished, peak, names = threading.Lock(), [0], [0], [0], set()
     list_keys = repository.list_keys
+
+    def piled_up() -> bool:
+        """Whether the whole burst has reached the handler threads: each request running in
+        one or queued for one (the executor's queue, where `connexion_hooks.bridge` put it)."""
+        queued = app._middleware_app.asgi_app.executor._work_queue.qsize()
+        with lock:
+            return running[0] + finished[0] + queued >= BURST
 
     def slow_list_keys(*args: Any, **kwargs: Any) -> Any:
         with lock:
             running[0] += 1
             peak[0] = max(peak[0], running[0])
             names.add(threading.current_thread().name)
-        time.sleep(HANDLER_SECONDS)
+        # Each handler holds its thread until the burst has piled up: then a pool of more
+        # threads than configured runs more handlers at once, and a smaller pool fewer.
+        until(piled_up, 30, "the burst to reach the handler threads")
         with lock:
             running[0] -= 1
+            finished[0] += 1
         return list_keys(*args, **kwargs)
 
     monkeypatch.setattr(repository, "list_keys", slow_list_keys)

@@ -22,13 +22,7 @@ Both hand the test a `ClientKeys`: `base_url`, `org`, `project`, `keys_url`, `to
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
 import urllib.request
 import warnings
 from collections.abc import Iterator
@@ -38,6 +32,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from clientkeys.testing.runner import clientkeys_command
+
+# Re-exported: suites and the Makefile found them here before the runner had them.
+from clientkeys.testing.runner import free_port as free_port
+from clientkeys.testing.runner import serving as serving
 
 ORG, PROJECT = "acme", "web"
 SCOPES = {
@@ -110,13 +110,6 @@ def new_tokens() -> dict[str, str]:
     return {kind: f"sntrys_pytest_{kind}_{secrets.token_hex(16)}" for kind in SCOPES}
 
 
-def free_port() -> int:
-    """A TCP port free on the loopback interface."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def pytest_addoption(parser: pytest.Parser) -> None:
     help_text = (
         "PostgreSQL server (postgresql:// URL, a role with CREATEDB) on which the clientkeys "
@@ -143,48 +136,6 @@ def fresh_database(config: pytest.Config, folder: Path) -> Iterator[Path | str]:
         postgres.drop_database(str(server), url)
 
 
-@contextmanager
-def serving(
-    command: list[str], port: int, log: Path, env: dict[str, str] | None = None
-) -> Iterator[str]:
-    """Run a server command until the block ends; yields its URL once it answers.
-
-    Its output goes to `log`, which a start failure quotes."""
-    url = f"http://127.0.0.1:{port}"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            command, stdout=output, stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})},
-        )  # fmt: skip
-        try:
-            deadline = time.monotonic() + 30
-            while not _answers(url):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"{command[0]} did not start; its log:\n"
-                                       f"{log.read_text()[-4000:]}")  # fmt: skip
-                time.sleep(0.05)
-            yield url
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-def _answers(url: str) -> bool:
-    """Whether the server answers its liveness check (any HTTP answer counts: a mocked spec
-    may have a `/_health/` of its own)."""
-    try:
-        with urllib.request.urlopen(f"{url}/_health/", timeout=1):
-            return True
-    except urllib.error.HTTPError:
-        return True
-    except (urllib.error.URLError, OSError):
-        return False
-
-
 @pytest.fixture(scope="session")
 def clientkeys_live_server(
     pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory
@@ -194,11 +145,10 @@ def clientkeys_live_server(
     tokens, admin_token = new_tokens(), secrets.token_hex(16)
     (folder / "fixtures.json").write_text(json.dumps(fixtures_for(tokens)))
     port = free_port()
-    command = [
-        sys.executable, "-m", "clientkeys", "serve", "--host", "127.0.0.1", "--port", str(port),
-        "--fixtures", str(folder / "fixtures.json"),
-        "--admin-token", admin_token, "--log-level", "warning", "--workers", "1",
-    ]  # fmt: skip
+    command = clientkeys_command(
+        "serve", port, "--fixtures", str(folder / "fixtures.json"), "--admin-token", admin_token,
+        "--log-level", "warning", "--workers", "1",
+    )  # fmt: skip
     with fresh_database(pytestconfig, folder) as database:
         # The database in the environment: a URL's password stays off the command line.
         env = {"CLIENTKEYS_DATABASE": str(database)}
