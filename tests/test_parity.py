@@ -254,7 +254,6 @@ def tokens(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings,
         made = {who: repository.insert_token(database, "acme", scopes)[0]
                 for who, scopes in SCOPES.items()}  # fmt: skip
     yield settings, made
-    storage.dispose(settings.database)
 
 
 @pytest.fixture(scope="module")
