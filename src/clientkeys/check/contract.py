@@ -36,6 +36,11 @@ from clientkeys.check.observations import Observations, Operation
 from clientkeys.openapi import specs as openapi
 
 PHASES = ("examples", "coverage", "fuzzing", "stateful")
+"""Schemathesis's phases."""
+OWN_PHASES = ("authorization", "effects")
+"""check's own phases, after Schemathesis's (`authorization.py`, `effects.py`)."""
+AUTHORIZATION = "authorization"
+"""The `--require` goal that the authorization phase proved something."""
 REQUIREMENTS = ("all-2xx", "all-4xx", "all")
 """`--require` goals: every documented 2xx, every documented 4xx, or every documented status
 but the 5xx of every operation answered at least once; a status code (`415`) asks for that
@@ -101,7 +106,9 @@ class Options:
     seed: int | None = None
     requirements: Sequence[str] = ()
     forbidden_token: str | None = None
-    """A valid token the server must refuse with 403 (e.g. one of another organization)."""
+    """A valid token the server must refuse on every operation: another organization's."""
+    read_only_token: str | None = None
+    """A token of the organization with project:read only."""
     junit: Path | None = None
     har: Path | None = None
     vcr: Path | None = None
@@ -154,7 +161,7 @@ def schemathesis_command(
         sys.executable, "-c", "import sys; from schemathesis.cli import schemathesis; "
         "sys.exit(schemathesis())",
         "--config-file", str(config_file), "run", str(spec_file), "--url", base_url,
-        "--checks", "all", "--phases", ",".join(options.phases),
+        "--checks", "all", "--phases", ",".join(p for p in options.phases if p in PHASES),
         "--max-examples", str(options.max_examples),
         "--workers", "1",
         "--report", ",".join(chosen),
@@ -187,18 +194,27 @@ def check(
         waited = f" (waited {wait:g} s)" if wait else ""
         cause = f"cannot reach {base_url}{waited}: {not_answering}"
         return Outcome(Verdict(UNTESTED, cause), seen)
-    seen, returncode = _schemathesis(spec, base_url, token, org, project, options, echo)
-    if seen.statuses and _setup_problem(seen, org, project) is None:
+    from clientkeys.check import phases  # its phases read back with contract's verdicts
+
+    fuzzed = any(phase in PHASES for phase in options.phases)
+    seen, returncode = Observations(operations=observations.operations_of(spec)), OK
+    if fuzzed:
+        seen, returncode = _schemathesis(spec, base_url, token, org, project, options, echo)
+    answering = seen.statuses and _setup_problem(seen, org, project) is None
+    if answering:
         # The server really answers: ask for what generated cases cannot reach. (Imported here:
         # probes send with aiohttp, from the check extra; `serve` imports this module.)
         from clientkeys.check import probes
 
         chosen = probes.probes(token, org, options.forbidden_token)
         probes.run(seen, spec, base_url, project, chosen)
+    tally = phases.Tally()
+    if answering or not fuzzed:
+        tally = phases.run(spec, seen, base_url, token, org, project, options)
     unmet = unmet_requirements(seen, options.requirements)
-    return Outcome(
-        verdict(seen, returncode, org, project, unmet, options.requirements), seen, unmet
-    )
+    found = (verdict(seen, returncode, org, project, unmet, options.requirements) if fuzzed
+             else phases.verdict(seen, tally))  # fmt: skip
+    return Outcome(phases.amend(found, tally, options), seen, unmet)
 
 
 def _schemathesis(
@@ -259,12 +275,8 @@ def verdict(
     setup = _setup_problem(seen, org, project)
     if setup is not None:
         return Verdict(UNTESTED, setup)
-    findings = seen.findings
-    if findings:
-        kinds = Counter(f"{f.code} {f.title}".strip() for f in findings)
-        listed = "; ".join(f"{kind} ({n})" for kind, n in kinds.most_common())
-        plural = "s" if len(findings) > 1 else ""
-        return Verdict(BROKEN, f"{len(findings)} violation{plural}: {listed}")
+    if seen.findings:
+        return broken(seen)
     if seen.errors:
         return Verdict(UNTESTED, f"Schemathesis could not test everything: {seen.errors[0]}")
     no_2xx = [op for op in seen.operations.values() if not op.documented_2xx]
@@ -281,6 +293,15 @@ def verdict(
     requests = sum(op.cases for op in seen.operations.values())
     met = f", --require {','.join(requirements)} met" if requirements else ""
     return Verdict(OK, f"{requests} requests, every operation answered a documented 2xx{met}")
+
+
+def broken(seen: Observations) -> Verdict:
+    """Exit 1, with every kind of violation and how many times it was seen."""
+    findings = seen.findings
+    kinds = Counter(f"{f.code} {f.title}".strip() for f in findings)
+    listed = "; ".join(f"{kind} ({n})" for kind, n in kinds.most_common())
+    plural = "s" if len(findings) > 1 else ""
+    return Verdict(BROKEN, f"{len(findings)} violation{plural}: {listed}")
 
 
 def _setup_problem(seen: Observations, org: str, project: str) -> str | None:
@@ -351,8 +372,9 @@ def parse_requirements(value: str) -> list[str]:
     """`--require` goals from a comma-separated list; ValueError names a bad one."""
     goals = [goal.strip() for goal in value.split(",") if goal.strip()]
     for goal in goals:
-        if goal not in REQUIREMENTS and not (goal.isdigit() and len(goal) == 3):
-            raise ValueError(f"{goal!r}: choose from {', '.join(REQUIREMENTS)} or a status code")
+        if goal not in (*REQUIREMENTS, AUTHORIZATION) and not (goal.isdigit() and len(goal) == 3):
+            raise ValueError(f"{goal!r}: choose from {', '.join(REQUIREMENTS)}, {AUTHORIZATION} "
+                             "or a status code")  # fmt: skip
     return goals
 
 

@@ -1,0 +1,152 @@
+"""check's own phases: authorization by role and the effects of writes, against live servers.
+
+Each server in tests/broken_server.py that breaks one thing Schemathesis's response checks
+cannot see (another organization's token accepted, scopes ignored, an update, a delete, a create
+or a deactivation lost) makes `clientkeys check` exit 1 naming the operation, the role and what
+changed; a correct clientkeys exits 0. These run check's own phases alone (`--phases
+authorization,effects`, a few dozen requests, about a second each), not a Schemathesis run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from broken_server import ORG, PROJECT, role_tokens, running, seed
+from clientkeys.testing.runner import free_port, serving
+
+OWN = "authorization,effects"
+
+
+def run_check(url: str, token: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "clientkeys", "check", url, "--token", token, "--org", ORG,
+         "--project", PROJECT, *extra],
+        capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTHONWARNINGS": "ignore", "NO_COLOR": "1"},
+    )  # fmt: skip
+
+
+def cause(result: subprocess.CompletedProcess[str]) -> str:
+    """The last line of stderr: the verdict and its one-line cause."""
+    return result.stderr.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="module")
+def good_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, str, str]]:
+    """A correct clientkeys: URL, the full token, another organization's, a read-only one."""
+    folder = tmp_path_factory.mktemp("phases")
+    token = seed(folder / "good.db")
+    other, read_only = role_tokens(folder / "good.db")
+    port = free_port()
+    command = [sys.executable, "-m", "clientkeys", "serve", "--port", str(port), "--database",
+               str(folder / "good.db"), "--log-level", "warning", "--workers", "1"]  # fmt: skip
+    with serving(command, port, folder / "server.log") as url:
+        yield url, token, other, read_only
+
+
+def test_a_correct_server_passes_both_phases_with_every_role(
+    good_server: tuple[str, str, str, str],
+) -> None:
+    url, token, other, read_only = good_server
+    result = run_check(url, token, "--phases", OWN, "--forbidden-token", other,
+                       "--read-only-token", read_only, "--require", "authorization")  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert re.search(
+        rf"{re.escape(url)} keeps the contract: \d+ requests of check's own phases, every write "
+        r"read back$",
+        cause(result),
+    )
+    assert other not in result.stdout + result.stderr
+    assert read_only not in result.stdout + result.stderr
+
+
+def test_without_role_tokens_the_verdict_says_authorization_was_not_tested(
+    good_server: tuple[str, str, str, str],
+) -> None:
+    url, token, _, _ = good_server
+    result = run_check(url, token, "--phases", OWN)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert cause(result).endswith(
+        "; authorization not tested (give --forbidden-token and --read-only-token)"
+    )
+    required = run_check(url, token, "--phases", OWN, "--require", "authorization")
+    assert required.returncode == 2, required.stderr[-2000:]
+    assert cause(required).endswith(
+        "--require authorization: authorization not tested (give --forbidden-token and "
+        "--read-only-token)"
+    )
+
+
+def test_an_unknown_role_token_is_exit_2_not_a_broken_server(
+    good_server: tuple[str, str, str, str],
+) -> None:
+    url, token, _, _ = good_server
+    result = run_check(url, token, "--phases", OWN, "--read-only-token", "sntrys_unknown_00000")
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "the read-only token was rejected as unknown (401 on List a Project's Client Keys)" in (
+        cause(result)
+    )
+
+
+BROKEN = [
+    # Another organization's token goes through on every operation, and its writes land.
+    ("other-org", [
+        "List a Project's Client Keys with another organization's token: let through "
+        "(answered 200, expected 403 or 404)",
+        "Retrieve a Client Key with another organization's token: let through (answered 200",
+        "Create a New Client Key with another organization's token: let through (answered 201, "
+        "expected 403 or 404); created key ",
+        "Update a Client Key with another organization's token: let through (answered 200, "
+        'expected 403 or 404); stored name "clientkeys-check-authorization-',
+        "Delete a Client Key with another organization's token: let through (answered 204, "
+        "expected 403 or 404); key ",
+    ]),
+    # A project:read token may write.
+    ("ignore-scopes", [
+        "Create a New Client Key with the read-only token: let through (answered 201, "
+        "expected 403); created key ",
+        "Update a Client Key with the read-only token: let through (answered 200, expected "
+        "403); stored name ",
+        "Delete a Client Key with the read-only token: let through (answered 204, expected "
+        "403); key ",
+    ]),
+    ("update-not-stored", [
+        "Update a Client Key: answered 200 but did not store name (sent "
+        '"clientkeys-check-effects-',
+    ]),
+    ("delete-not-applied", [
+        "Delete a Client Key: answered 204 but key ",
+        "is still there (retrieve answered 200)",
+        "is still listed",
+    ]),
+    ("create-not-listed", ["Create a New Client Key: created key ", " is not listed"]),
+    ("deactivation-ignored", [
+        "List a Project's Client Keys: deactivated key ",
+        " (isActive: false) is still listed with status=active",
+    ]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("kind", "named"), BROKEN, ids=[kind for kind, _ in BROKEN])
+def test_a_server_that_breaks_one_thing_is_exit_1_naming_it(
+    tmp_path: Path, kind: str, named: list[str]
+) -> None:
+    with running(tmp_path, kind) as (url, token):
+        other, read_only = role_tokens(tmp_path / "broken.db")
+        result = run_check(url, token, "--phases", OWN, "--forbidden-token", other,
+                           "--read-only-token", read_only)  # fmt: skip
+    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-2000:]
+    assert f"{url} BREAKS the contract: " in cause(result)
+    for words in named:
+        assert words in cause(result), cause(result)
+    # The report gives each failing request as a command, the token read from its variable.
+    report = result.stdout[result.stdout.index("Contract violations:") :]
+    assert "curl -X " in report
+    assert token not in report and other not in report and read_only not in report
