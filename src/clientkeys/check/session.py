@@ -73,6 +73,8 @@ class Tally:
     untested: list[str] = field(default_factory=list)
     authorization: list[str] = field(default_factory=list)
     """The roles whose authorization was proved."""
+    skipped: str = ""
+    """Why no phase could run at all (the document lacks the operations they use)."""
 
 
 def find_routes(spec: Mapping[str, Any]) -> dict[str, Route] | None:
