@@ -9,19 +9,33 @@ authorization,effects`, a few dozen requests, about a second each), not a Schema
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
 from broken_server import ORG, PROJECT, role_tokens, running, seed
+from clientkeys.store import repository
+from clientkeys.store import sqlite as db
 from clientkeys.testing.runner import free_port, serving
 
 OWN = "authorization,effects"
+
+
+class Good(NamedTuple):
+    """A correct clientkeys: URL, the full token, another organization's, a read-only one."""
+
+    url: str
+    token: str
+    other: str
+    read_only: str
+    database: Path
 
 
 def run_check(url: str, token: str, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -39,8 +53,7 @@ def cause(result: subprocess.CompletedProcess[str]) -> str:
 
 
 @pytest.fixture(scope="module")
-def good_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, str, str]]:
-    """A correct clientkeys: URL, the full token, another organization's, a read-only one."""
+def good_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Good]:
     folder = tmp_path_factory.mktemp("phases")
     token = seed(folder / "good.db")
     other, read_only = role_tokens(folder / "good.db")
@@ -48,13 +61,13 @@ def good_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
     command = [sys.executable, "-m", "clientkeys", "serve", "--port", str(port), "--database",
                str(folder / "good.db"), "--log-level", "warning", "--workers", "1"]  # fmt: skip
     with serving(command, port, folder / "server.log") as url:
-        yield url, token, other, read_only
+        yield Good(url, token, other, read_only, folder / "good.db")
 
 
 def test_a_correct_server_passes_both_phases_with_every_role(
-    good_server: tuple[str, str, str, str],
+    good_server: Good,
 ) -> None:
-    url, token, other, read_only = good_server
+    url, token, other, read_only, _ = good_server
     result = run_check(url, token, "--phases", OWN, "--forbidden-token", other,
                        "--read-only-token", read_only, "--require", "authorization")  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
@@ -68,9 +81,9 @@ def test_a_correct_server_passes_both_phases_with_every_role(
 
 
 def test_without_role_tokens_the_verdict_says_authorization_was_not_tested(
-    good_server: tuple[str, str, str, str],
+    good_server: Good,
 ) -> None:
-    url, token, _, _ = good_server
+    url, token, _, _, _ = good_server
     result = run_check(url, token, "--phases", OWN)
     assert result.returncode == 0, result.stderr[-2000:]
     assert cause(result).endswith(
@@ -85,13 +98,42 @@ def test_without_role_tokens_the_verdict_says_authorization_was_not_tested(
 
 
 def test_an_unknown_role_token_is_exit_2_not_a_broken_server(
-    good_server: tuple[str, str, str, str],
+    good_server: Good,
 ) -> None:
-    url, token, _, _ = good_server
+    url, token, _, _, _ = good_server
     result = run_check(url, token, "--phases", OWN, "--read-only-token", "sntrys_unknown_00000")
     assert result.returncode == 2, result.stderr[-2000:]
     assert "the read-only token was rejected as unknown (401 on List a Project's Client Keys)" in (
         cause(result)
+    )
+
+
+def test_a_read_only_token_that_may_not_read_is_exit_2(good_server: Good, tmp_path: Path) -> None:
+    url, token, _, _, database = good_server
+    with db.connect(database) as conn:
+        no_scopes, _ = repository.insert_token(conn, ORG, ())
+    result = run_check(url, token, "--phases", OWN, "--read-only-token", no_scopes)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert cause(result).endswith(
+        "authorization: the read-only token may not read (List a Project's Client Keys answered "
+        "403): it needs project:read on the organization"
+    )
+
+
+def test_a_document_without_the_key_operations_is_not_tested_by_these_phases(
+    good_server: Good, tmp_path: Path
+) -> None:
+    url, token, _, _, _ = good_server
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({
+        "openapi": "3.0.3", "info": {"title": "t", "version": "1"},
+        "paths": {"/ping": {"get": {"operationId": "ping",
+                                    "responses": {"200": {"description": "ok"}}}}},
+    }))  # fmt: skip
+    result = run_check(url, token, "--phases", OWN, "--spec", str(other))
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert cause(result).endswith(
+        "no request was sent: the document lacks the client key operations these phases use"
     )
 
 

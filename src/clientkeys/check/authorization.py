@@ -67,7 +67,7 @@ def _make_key(client: Client, full: Role) -> str | None:
     key_id = created.field("id")
     if created.ok and isinstance(key_id, str):
         return key_id
-    why = f"{client.operation_id('create')} with the full token answered {created.status}"
+    why = f"{client.operation_id('create')} with the full token {created.answered}"
     client.tally.untested.append(f"authorization: {why}; no key to test with")
     return None
 
@@ -147,7 +147,7 @@ def _refused(reply: Reply, rules: Rules, changed: str | None) -> str:
     """How a request the role may not make went wrong. `changed` is what a write changed (read
     back with the full token; empty when nothing), None for a read."""
     expected = " or ".join(str(status) for status in sorted(rules.refusals))
-    answered = "no answer" if reply.status is None else f"answered {reply.status}"
+    answered = reply.answered
     if changed and reply.status in rules.refusals:  # refused, and done all the same
         return f"{answered} but {changed}"
     if changed:

@@ -32,7 +32,7 @@ def run(client: Client, full: Role) -> None:
     key_id = created.field("id")
     if not created.ok or not isinstance(key_id, str):
         client.tally.untested.append(
-            f"effects: {client.operation_id('create')} answered {created.status}, so nothing "
+            f"effects: {client.operation_id('create')} {created.answered}, so nothing "
             "could be read back"
         )
         return
@@ -47,7 +47,7 @@ def _created(client: Client, full: Role, key_id: str, name: str, created: Reply)
     client.ran("retrieve", CHECK)
     if stored.status != 200:
         client.fail("create", CHECK, f"{client.operation_id('create')}: created key {key_id} "
-                    f"cannot be retrieved (answered {stored.status})", created)  # fmt: skip
+                    f"cannot be retrieved ({stored.answered})", created)  # fmt: skip
     elif stored.field("name") != name:
         client.fail("create", CHECK, f"{client.operation_id('create')}: created key {key_id} "
                     f"is stored with name {shown(stored.field('name'))}, not {shown(name)}",
@@ -106,7 +106,7 @@ def _deleted(client: Client, full: Role, key_id: str) -> None:
     operation = client.operation_id("delete")
     if after.status != 404:
         client.fail("delete", CHECK, f"{operation}: answered {deleted.status} but key {key_id} "
-                    f"is still there (retrieve answered {after.status})", deleted)  # fmt: skip
+                    f"is still there (retrieve {after.answered})", deleted)  # fmt: skip
     listed = client.listed(full)
     client.ran("list", CHECK)
     if listed is not None and key_id in listed:

@@ -75,12 +75,12 @@ def amend(found: Verdict, tally: Tally, options: Options) -> Verdict:
         return Verdict(UNTESTED, "; ".join(tally.untested))
     if tally.authorization:
         return found
-    if "authorization" not in options.phases:
+    if tally.skipped:
+        why = f"authorization and effects not tested ({tally.skipped})"
+    elif "authorization" not in options.phases:
         why = "authorization not tested (the authorization phase was not chosen)"
-    elif not roles(options):
-        why = "authorization not tested (give --forbidden-token and --read-only-token)"
     else:
-        why = f"authorization not tested ({tally.skipped})"
+        why = "authorization not tested (give --forbidden-token and --read-only-token)"
     if AUTHORIZATION in options.requirements:
         return Verdict(UNTESTED, f"--require {AUTHORIZATION}: {why}")
     return Verdict(found.code, f"{found.cause}; {why}")

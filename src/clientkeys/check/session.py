@@ -58,6 +58,11 @@ class Reply:
     curl: str
 
     @property
+    def answered(self) -> str:
+        """ "answered 403", or that nothing answered in time."""
+        return f"answered {self.status}" if self.status else f"no answer within {TIMEOUT:g} s"
+
+    @property
     def ok(self) -> bool:
         return self.status is not None and 200 <= self.status < 300
 
