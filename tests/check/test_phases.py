@@ -108,7 +108,7 @@ def test_an_unknown_role_token_is_exit_2_not_a_broken_server(
     )
 
 
-def test_a_read_only_token_that_may_not_read_is_exit_2(good_server: Good, tmp_path: Path) -> None:
+def test_a_read_only_token_that_may_not_read_is_exit_2(good_server: Good) -> None:
     url, token, _, _, database = good_server
     with db.connect(database) as conn:
         no_scopes, _ = repository.insert_token(conn, ORG, ())
