@@ -17,6 +17,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
+from xml.etree import ElementTree
 
 import pytest
 
@@ -26,6 +27,8 @@ from clientkeys.store import sqlite as db
 from clientkeys.testing.runner import free_port, serving
 
 OWN = "authorization,effects"
+OPERATIONS = ("List a Project's Client Keys", "Create a New Client Key", "Retrieve a Client Key",
+              "Update a Client Key", "Delete a Client Key")  # fmt: skip
 
 
 class Good(NamedTuple):
@@ -65,15 +68,25 @@ def good_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Good]:
 
 
 def test_a_correct_server_passes_both_phases_with_every_role(
-    good_server: Good,
+    good_server: Good, tmp_path: Path
 ) -> None:
     url, token, other, read_only, _ = good_server
+    junit = tmp_path / "junit.xml"
     result = run_check(url, token, "--phases", OWN, "--forbidden-token", other,
-                       "--read-only-token", read_only, "--require", "authorization")  # fmt: skip
+                       "--read-only-token", read_only, "--require", "authorization",
+                       "--junit-xml", str(junit))  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    cases = ElementTree.parse(junit).getroot().findall(".//testcase")
+    ran = {(case.get("classname"), case.get("name")) for case in cases
+           if case.find("skipped") is None}  # fmt: skip
+    for operation in OPERATIONS:
+        assert {(operation, "authorization"), (operation, "effects")} <= ran
+    assert ("clientkeys check", "require authorization") in ran
+    assert not [case for case in cases if case.find("failure") is not None]
+    assert not [case for case in cases if case.find("error") is not None]
     assert re.search(
-        rf"{re.escape(url)} keeps the contract: \d+ requests of check's own phases, every write "
-        r"read back$",
+        rf"{re.escape(url)} keeps the contract: \d+ requests, every operation answered a "
+        r"documented 2xx, --require authorization met$",
         cause(result),
     )
     assert other not in result.stdout + result.stderr
@@ -81,7 +94,7 @@ def test_a_correct_server_passes_both_phases_with_every_role(
 
 
 def test_without_role_tokens_the_verdict_says_authorization_was_not_tested(
-    good_server: Good,
+    good_server: Good, tmp_path: Path
 ) -> None:
     url, token, _, _, _ = good_server
     result = run_check(url, token, "--phases", OWN)
@@ -89,8 +102,13 @@ def test_without_role_tokens_the_verdict_says_authorization_was_not_tested(
     assert cause(result).endswith(
         "; authorization not tested (give --forbidden-token and --read-only-token)"
     )
-    required = run_check(url, token, "--phases", OWN, "--require", "authorization")
+    junit = tmp_path / "junit.xml"
+    required = run_check(url, token, "--phases", OWN, "--require", "authorization",
+                         "--junit-xml", str(junit))  # fmt: skip
     assert required.returncode == 2, required.stderr[-2000:]
+    errors = [case.get("name") for case in ElementTree.parse(junit).getroot().iter("testcase")
+              if case.find("error") is not None]  # fmt: skip
+    assert errors == ["require authorization"]
     assert cause(required).endswith(
         "--require authorization: authorization not tested (give --forbidden-token and "
         "--read-only-token)"

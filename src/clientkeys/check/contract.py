@@ -130,6 +130,8 @@ class Outcome:
     seen: Observations
     unmet: list[str] = field(default_factory=list)
     """Operations (with what they lacked) that missed a coverage requirement."""
+    authorized: list[str] = field(default_factory=list)
+    """The roles whose authorization the authorization phase proved."""
 
 
 def reachable(base_url: str, seconds: float) -> str | None:
@@ -212,9 +214,10 @@ def check(
     if answering or not fuzzed:
         tally = phases.run(spec, seen, base_url, token, org, project, options)
     unmet = unmet_requirements(seen, options.requirements)
-    found = (verdict(seen, returncode, org, project, unmet, options.requirements) if fuzzed
-             else phases.verdict(seen, tally))  # fmt: skip
-    return Outcome(phases.amend(found, tally, options), seen, unmet)
+    found = verdict(seen, returncode, org, project, unmet, options.requirements)
+    if not fuzzed and not tally.requests:
+        found = phases.nothing_sent(tally)
+    return Outcome(phases.amend(found, tally, options), seen, unmet, tally.authorization)
 
 
 def _schemathesis(
@@ -275,8 +278,12 @@ def verdict(
     setup = _setup_problem(seen, org, project)
     if setup is not None:
         return Verdict(UNTESTED, setup)
-    if seen.findings:
-        return broken(seen)
+    findings = seen.findings
+    if findings:
+        kinds = Counter(f"{f.code} {f.title}".strip() for f in findings)
+        listed = "; ".join(f"{kind} ({n})" for kind, n in kinds.most_common())
+        plural = "s" if len(findings) > 1 else ""
+        return Verdict(BROKEN, f"{len(findings)} violation{plural}: {listed}")
     if seen.errors:
         return Verdict(UNTESTED, f"Schemathesis could not test everything: {seen.errors[0]}")
     no_2xx = [op for op in seen.operations.values() if not op.documented_2xx]
@@ -293,15 +300,6 @@ def verdict(
     requests = sum(op.cases for op in seen.operations.values())
     met = f", --require {','.join(requirements)} met" if requirements else ""
     return Verdict(OK, f"{requests} requests, every operation answered a documented 2xx{met}")
-
-
-def broken(seen: Observations) -> Verdict:
-    """Exit 1, with every kind of violation and how many times it was seen."""
-    findings = seen.findings
-    kinds = Counter(f"{f.code} {f.title}".strip() for f in findings)
-    listed = "; ".join(f"{kind} ({n})" for kind, n in kinds.most_common())
-    plural = "s" if len(findings) > 1 else ""
-    return Verdict(BROKEN, f"{len(findings)} violation{plural}: {listed}")
 
 
 def _setup_problem(seen: Observations, org: str, project: str) -> str | None:

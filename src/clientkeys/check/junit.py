@@ -1,9 +1,10 @@
 """JUnit XML for `clientkeys check`: one test case per operation and check, read by CI systems.
 
 Each operation is a test class (its operationId); its test cases are every check that ran, plus
-`documented 2xx answered` and one per `--require` goal. A failure carries the violation and the
-failing request as a `curl` command; a check that never ran on an operation is skipped. A run
-that could not really test anything has one errored `setup` case with the cause.
+`documented 2xx answered` and one per `--require` goal (`--require authorization` is one case of
+the whole run). A failure carries the violation and the failing request as a `curl` command; a
+check that never ran on an operation is skipped. A run that could not really test anything has
+one errored `setup` case with the cause.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from xml.etree import ElementTree
 
-from clientkeys.check.contract import UNTESTED, Outcome, wants
+from clientkeys.check.contract import AUTHORIZATION, UNTESTED, Outcome, wants
 from clientkeys.check.observations import Operation
 
 SUITE = "clientkeys check"
@@ -30,7 +31,10 @@ def write(outcome: Outcome, path: Path, requirements: Sequence[str] = ()) -> Non
     for op in seen.operations.values():
         for check in seen.checks:
             _check_case(suite, op, check)
-        _coverage_cases(suite, op, requirements)
+        _coverage_cases(suite, op, [goal for goal in requirements if goal != AUTHORIZATION])
+    if AUTHORIZATION in requirements:  # a goal of the whole run, not of an operation
+        _case(suite, SUITE, f"require {AUTHORIZATION}",
+              error=None if outcome.authorized else "no role token was tested")  # fmt: skip
     counts = {
         kind: len(suite.findall(f"testcase/{kind}")) for kind in ("failure", "error", "skipped")
     }

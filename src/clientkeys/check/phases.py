@@ -13,14 +13,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from clientkeys.check import authorization, effects
-from clientkeys.check.contract import AUTHORIZATION, OK, UNTESTED, Options, Verdict, broken
+from clientkeys.check.contract import AUTHORIZATION, OK, UNTESTED, Options, Verdict
 from clientkeys.check.observations import TOKEN_VARIABLE, Observations
 from clientkeys.check.session import Client, Role, Tally, find_routes
 
 FORBIDDEN_VARIABLE = "CLIENTKEYS_CHECK_FORBIDDEN_TOKEN"
 READ_ONLY_VARIABLE = "CLIENTKEYS_CHECK_READ_ONLY_TOKEN"
 
-__all__ = ["Tally", "run", "verdict", "amend"]
+__all__ = ["Tally", "run", "nothing_sent", "amend"]
 
 
 def roles(options: Options) -> list[Role]:
@@ -48,7 +48,7 @@ def run(
         tally.skipped = "the document lacks the client key operations these phases use"
         return tally
     client = Client(base_url, routes, org, project, seen, tally)
-    full = Role("the full token", token, TOKEN_VARIABLE)
+    full = Role("the full token", token, TOKEN_VARIABLE, counted=True)
     if "authorization" in options.phases and roles(options):
         authorization.run(client, full, roles(options))
     if "effects" in options.phases:
@@ -56,14 +56,10 @@ def run(
     return tally
 
 
-def verdict(seen: Observations, tally: Tally) -> Verdict:
-    """The verdict of a run of these phases alone (no Schemathesis phase chosen)."""
-    if seen.findings:
-        return broken(seen)
-    if not tally.requests:
-        why = tally.skipped or "the authorization phase alone needs a role token"
-        return Verdict(UNTESTED, f"no request was sent: {why}")
-    return Verdict(OK, f"{tally.requests} requests of check's own phases, every write read back")
+def nothing_sent(tally: Tally) -> Verdict:
+    """The verdict of a run of these phases alone that sent nothing, and why."""
+    why = tally.skipped or "the authorization phase alone needs a role token"
+    return Verdict(UNTESTED, f"no request was sent: {why}")
 
 
 def amend(found: Verdict, tally: Tally, options: Options) -> Verdict:

@@ -46,6 +46,8 @@ class Role:
     token: str
     variable: str
     """The environment variable a reproduction reads the token from."""
+    counted: bool = False
+    """Whether its answers count in the coverage (the full token's: valid requests)."""
 
 
 @dataclass(frozen=True)
@@ -133,12 +135,27 @@ class Client:
         request = urllib.request.Request(url, data=data, headers=headers, method=route.method)
         try:
             with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
-                return Reply(response.status, _json(response.read()), dict(response.headers),
-                             command)  # fmt: skip
+                reply = Reply(response.status, _json(response.read()), dict(response.headers),
+                              command)  # fmt: skip
         except urllib.error.HTTPError as error:
-            return Reply(error.code, _json(error.read()), dict(error.headers), command)
+            reply = Reply(error.code, _json(error.read()), dict(error.headers), command)
         except (OSError, ValueError):  # refused, reset or timed out: no answer
-            return Reply(None, None, {}, command)
+            reply = Reply(None, None, {}, command)
+        if role.counted:
+            self._count(route, reply)
+        return reply
+
+    def _count(self, route: Route, reply: Reply) -> None:
+        """Count a valid request's answer in the coverage, as Schemathesis's cases are."""
+        found = self.seen.operations.get(f"{route.method} {route.template}")
+        if found is None:
+            return
+        found.cases += 1
+        if reply.status is None:
+            found.network_errors += 1
+        else:
+            found.statuses[reply.status] += 1
+            found.positive[reply.status] += 1
 
     def listed(self, role: Role, query: str = "") -> set[str] | None:
         """The ids of every listed key, following the Link header; None if a page failed."""
