@@ -44,6 +44,7 @@ BREAKAGES = {
     # What a response alone cannot show: authorization and lost writes.
     "other-org": "lets a token of another organization act on this organization's keys",
     "ignore-scopes": "ignores scopes: a project:read token may create, update and delete",
+    "refused-writes-land": "answers 403 to a write the token may not make, and makes it",
     "update-not-stored": "answers an update with the key as it was, changing nothing",
     "delete-not-applied": "answers 204 to a delete without deleting",
     "create-not-listed": "leaves keys created since it started out of every listing",
@@ -54,8 +55,8 @@ BREAKAGES = {
 class Breakage:
     """ASGI middleware that breaks requests and responses as the chosen kinds say."""
 
-    def __init__(self, app: ASGIApp, kinds: set[str], token: str) -> None:
-        self.app, self.kinds, self.token = app, kinds, token
+    def __init__(self, app: ASGIApp, kinds: set[str], token: str, database: Path) -> None:
+        self.app, self.kinds, self.token, self.database = app, kinds, token, database
         self.created: set[str] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -75,6 +76,18 @@ class Breakage:
         if "delete-404" in self.kinds and scope["method"] == "DELETE":
             body = b'{"detail": "The requested resource does not exist"}'
             await _answer(send, 404, body, b"application/json")
+            return
+        if (
+            "refused-writes-land" in self.kinds
+            and scope["method"] in ("POST", "PUT", "DELETE")
+            and not self._may_write(headers.get(b"authorization", b"").decode())
+        ):
+            # Made with a token that may, the answer thrown away: the client sees a refusal.
+            auth = (b"authorization", f"Bearer {self.token}".encode())
+            others = [(k, v) for k, v in scope["headers"] if k != b"authorization"]
+            await self.app({**scope, "headers": [*others, auth]}, receive, _discard)
+            body = b'{"detail": "You do not have permission to perform this action."}'
+            await _answer(send, 403, body, b"application/json")
             return
         if "delete-not-applied" in self.kinds and scope["method"] == "DELETE":
             await _answer(send, 204, b"", b"application/json")
@@ -100,6 +113,16 @@ class Breakage:
                 await self._send_broken(start, b"".join(chunks), send, method)
 
         await self.app(scope, receive, broken_send)
+
+    def _may_write(self, authorization: str) -> bool:
+        """Whether the token may write on ORG (an unknown one is left to the server: 401)."""
+        with db.connect(self.database) as conn:
+            row = repository.find_token(conn, authorization.removeprefix("Bearer "))
+            own = repository.find_token(conn, self.token)
+        if row is None or own is None:
+            return True
+        same = row["organization_id"] == own["organization_id"]
+        return same and "project:write" in row["scopes"].split()
 
     async def _send_broken(
         self, start: dict[str, Any], body: bytes, send: Send, method: str
@@ -132,6 +155,10 @@ def _wrong_type(data: Any) -> Any:
     if isinstance(data, dict) and "isActive" in data:
         return {**data, "isActive": "yes"}
     return data
+
+
+async def _discard(message: Message) -> None:
+    """An answer nobody sees."""
 
 
 async def _body(receive: Receive) -> bytes:
@@ -175,7 +202,7 @@ def main() -> None:
     app = create_app(settings)
     token = _any_token(database)
     app.add_middleware(Breakage, position=MiddlewarePosition.BEFORE_EXCEPTION, kinds=kinds,
-                       token=token)  # fmt: skip
+                       token=token, database=database)  # fmt: skip
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 
 

@@ -177,6 +177,16 @@ BROKEN = [
         "Delete a Client Key with the read-only token: let through (answered 204, expected "
         "403); key ",
     ]),
+    # Both roles refused with 403, and every refused write made all the same.
+    ("refused-writes-land", [
+        "Create a New Client Key with another organization's token: answered 403 but created "
+        "key ",
+        "Update a Client Key with another organization's token: answered 403 but stored name ",
+        "Delete a Client Key with another organization's token: answered 403 but key ",
+        "Create a New Client Key with the read-only token: answered 403 but created key ",
+        "Update a Client Key with the read-only token: answered 403 but stored name ",
+        "Delete a Client Key with the read-only token: answered 403 but key ",
+    ]),
     ("update-not-stored", [
         "Update a Client Key: answered 200 but did not store name (sent "
         '"clientkeys-check-effects-',
