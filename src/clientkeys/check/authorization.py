@@ -24,7 +24,6 @@ from clientkeys.check.session import Client, Reply, Role, shown
 CHECK = "authorization"
 OTHER_ORGANIZATION = "another organization's token"
 READ_ONLY = "the read-only token"
-WRITES = ("create", "update", "delete")
 COMPARED = ("name", "isActive", "rateLimit", "browserSdkVersion", "public", "secret")
 """The fields of the phase's key compared before and after a refused write."""
 

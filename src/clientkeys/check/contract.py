@@ -196,7 +196,7 @@ def check(
         waited = f" (waited {wait:g} s)" if wait else ""
         cause = f"cannot reach {base_url}{waited}: {not_answering}"
         return Outcome(Verdict(UNTESTED, cause), seen)
-    from clientkeys.check import phases  # its phases read back with contract's verdicts
+    from clientkeys.check import phases  # (here: it imports this module's verdicts)
 
     fuzzed = any(phase in PHASES for phase in options.phases)
     seen, returncode = Observations(operations=observations.operations_of(spec)), OK
