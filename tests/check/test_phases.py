@@ -22,11 +22,14 @@ from xml.etree import ElementTree
 import pytest
 
 from broken_server import ORG, PROJECT, role_tokens, running, seed
+from clientkeys.core import domain
 from clientkeys.store import repository
 from clientkeys.store import sqlite as db
 from clientkeys.testing.runner import free_port, serving
 
 OWN = "authorization,effects"
+PAGE = 100
+"""Keys in a listing's page when it names no per_page (clientkeys' default)."""
 OPERATIONS = ("List a Project's Client Keys", "Create a New Client Key", "Retrieve a Client Key",
               "Update a Client Key", "Delete a Client Key")  # fmt: skip
 
@@ -60,6 +63,11 @@ def good_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Good]:
     folder = tmp_path_factory.mktemp("phases")
     token = seed(folder / "good.db")
     other, read_only = role_tokens(folder / "good.db")
+    with db.connect(folder / "good.db") as conn:
+        # More keys than a page holds: every listing check reads back follows the Link header.
+        project = repository.get_project(conn, ORG, PROJECT)["id"]
+        for number in range(PAGE + 5):
+            repository.insert_key(conn, project, domain.new_key(name=f"older key {number}"))
     port = free_port()
     command = [sys.executable, "-m", "clientkeys", "serve", "--port", str(port), "--database",
                str(folder / "good.db"), "--log-level", "warning", "--workers", "1"]  # fmt: skip

@@ -17,6 +17,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from email.message import Message
 from typing import Any
 
 from clientkeys.check.observations import Finding, Observations, curl
@@ -57,6 +58,7 @@ class Reply:
     status: int | None
     body: Any
     headers: Mapping[str, str]
+    """By lower-case name."""
     curl: str
 
     @property
@@ -135,10 +137,10 @@ class Client:
         request = urllib.request.Request(url, data=data, headers=headers, method=route.method)
         try:
             with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
-                reply = Reply(response.status, _json(response.read()), dict(response.headers),
+                reply = Reply(response.status, _json(response.read()), _lower(response.headers),
                               command)  # fmt: skip
         except urllib.error.HTTPError as error:
-            reply = Reply(error.code, _json(error.read()), dict(error.headers), command)
+            reply = Reply(error.code, _json(error.read()), _lower(error.headers), command)
         except (OSError, ValueError):  # refused, reset or timed out: no answer
             reply = Reply(None, None, {}, command)
         if role.counted:
@@ -165,7 +167,7 @@ class Client:
             if reply.status != 200 or not isinstance(reply.body, list):
                 return None
             ids |= {str(key.get("id")) for key in reply.body if isinstance(key, dict)}
-            following = _NEXT.search(reply.headers.get("Link", ""))
+            following = _NEXT.search(reply.headers.get("link", ""))
             if following is None:
                 break
             reply = self.send("list", role, url=urllib.parse.urljoin(self.base_url, following[1]))
@@ -199,6 +201,11 @@ class Client:
         for name, value in values.items():
             path = path.replace("{" + name + "}", urllib.parse.quote(value, safe=""))
         return self.base_url + path
+
+
+def _lower(headers: Message) -> dict[str, str]:
+    """Header fields by their lower-case names (servers send either case)."""
+    return {name.lower(): value for name, value in headers.items()}
 
 
 def _json(raw: bytes) -> Any:
