@@ -22,7 +22,9 @@ from xml.etree import ElementTree
 import pytest
 
 from broken_server import ORG, PROJECT, role_tokens, running, seed
+from clientkeys.config import Settings
 from clientkeys.core import domain
+from clientkeys.openapi import specs as openapi
 from clientkeys.store import repository
 from clientkeys.store import sqlite as db
 from clientkeys.testing.runner import free_port, serving
@@ -161,6 +163,27 @@ def test_a_document_without_the_key_operations_is_not_tested_by_these_phases(
     assert cause(result).endswith(
         "no request was sent: the document lacks the client key operations these phases use"
     )
+
+
+def test_sentrys_current_description_is_read_back_too(good_server: Good, tmp_path: Path) -> None:
+    """Sentry's own description names the operations in camelCase and the path parameters
+    `organization_id_or_slug` and `project_id_or_slug`; the phases find them all the same."""
+    url, token, other, read_only, _ = good_server
+    text = json.dumps(openapi.bundle(Settings().spec_dir / "openapi.json"))
+    renamed = {"organization_slug": "organization_id_or_slug",
+               "project_slug": "project_id_or_slug"}  # fmt: skip
+    camel = ("listProjectKeys", "createProjectKey", "getProjectKey", "updateProjectKey",
+             "deleteProjectKey")  # fmt: skip
+    renamed.update(zip(OPERATIONS, camel, strict=True))
+    for old, new in renamed.items():
+        text = text.replace(json.dumps(old), json.dumps(new)).replace("{" + old + "}",
+                                                                      "{" + new + "}")  # fmt: skip
+    sentrys = tmp_path / "sentry.json"
+    sentrys.write_text(text)
+    result = run_check(url, token, "--phases", OWN, "--spec", str(sentrys), "--forbidden-token",
+                       other, "--read-only-token", read_only)  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "every operation answered a documented 2xx" in cause(result)
 
 
 BROKEN = [

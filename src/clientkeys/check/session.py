@@ -35,6 +35,7 @@ OPERATIONS = {
     "delete": ("Delete a Client Key", "deleteProjectKey"),
 }
 """The operations these phases use, by the operationIds of our contract and of Sentry's."""
+_PARAMETER = re.compile(r"\{([^}]+)\}")
 _NEXT = re.compile(r'<([^>]+)>;\s*rel="next";\s*results="true"')
 
 
@@ -111,7 +112,8 @@ class Client:
         tally: Tally,
     ) -> None:
         self.base_url, self.routes, self.seen, self.tally = base_url, routes, seen, tally
-        self.path_values = {"organization_slug": organization, "project_slug": project}
+        self.path_values = {"organization": organization, "project": project}
+        """By how a path parameter's name starts; any other one is the key's id."""
 
     def send(
         self,
@@ -196,11 +198,16 @@ class Client:
         return self.routes[operation].operation_id
 
     def _url(self, route: Route, key_id: str | None) -> str:
-        path = route.template
-        values = {**self.path_values, "key_id": key_id or "clientkeys-check-missing"}
-        for name, value in values.items():
-            path = path.replace("{" + name + "}", urllib.parse.quote(value, safe=""))
-        return self.base_url + path
+        """The operation's URL: the organization and project given, the key's id (by their
+        names in our contract, `organization_slug`, or Sentry's, `organization_id_or_slug`)."""
+
+        def value(match: re.Match[str]) -> str:
+            name = match[1]
+            chosen = next((v for k, v in self.path_values.items() if name.startswith(k)),
+                          key_id or "clientkeys-check-missing")  # fmt: skip
+            return urllib.parse.quote(chosen, safe="")
+
+        return self.base_url + _PARAMETER.sub(value, route.template)
 
 
 def _lower(headers: Message) -> dict[str, str]:
