@@ -11,6 +11,7 @@ from typing import Any
 
 from clientkeys.core import domain, pagination
 from clientkeys.core.domain import Row
+from clientkeys.core.errors import NotFound
 from clientkeys.core.serializers import (
     serialize_key,
     serialize_organization,
@@ -62,7 +63,10 @@ def _own_organization(token_info: dict[str, Any]) -> int | None:
 
 def organization_for(organization_slug: str, token_info: dict[str, Any]) -> Row:
     """The organization named in the path, if the token may use it: 404 first, then 403."""
-    row = repository.get_organization(get_db(), organization_slug)
+    try:
+        row = repository.get_organization(get_db(), organization_slug)
+    except NotFound:
+        raise NotFound() from None  # Sentry's words, not the command line's "No organization"
     auth.check_organization(token_info, row["id"])
     return row
 
