@@ -28,16 +28,21 @@ BASE = "http://testserver"
 
 
 @pytest.fixture
-def sentry(client: Any, world: World) -> Any:
-    """The world with tokens as Sentry's CLIs hold them (org:read and a project scope), and a
-    second project of acme with a key of its own."""
+def sentry(client: Any, world: World) -> World:
+    """The world with tokens as Sentry's CLIs hold them (org:read and a project scope; org:read
+    alone) and a second project of acme, "mobile", with a key of its own."""
     store = world.store
-    world.tokens["cli"] = repository.insert_token(store, "acme", [ORG_READ, READ])[0]
-    world.tokens["globex_cli"] = repository.insert_token(store, "globex", [ORG_READ, READ])[0]
-    world.tokens["root"] = repository.insert_token(store, None, [ORG_READ, READ], superuser=True)[0]
-    world.tokens["org_only"] = repository.insert_token(store, "acme", [ORG_READ])[0]
-    world.project_mobile = repository.insert_project(store, "acme", "mobile", "Mobile")  # type: ignore[attr-defined]
+    grants = {"cli": ("acme", [ORG_READ, READ], False), "org_only": ("acme", [ORG_READ], False),
+              "globex_cli": ("globex", [ORG_READ, READ], False),
+              "root": (None, [ORG_READ, READ], True)}  # fmt: skip
+    for who, (org, scopes, superuser) in grants.items():
+        world.tokens[who] = repository.insert_token(store, org, scopes, superuser=superuser)[0]
+    repository.insert_project(store, "acme", "mobile", "Mobile")
     return world
+
+
+def mobile(world: World) -> dict[str, Any]:
+    return repository.get_project(world.store, "acme", "mobile")
 
 
 def get(client: Any, world: World, path: str, who: str = "cli") -> Any:
@@ -96,6 +101,10 @@ def test_a_token_lists_its_own_organization_and_a_superuser_all(client: Any, sen
     assert own.status_code == 200, own.text
     assert [o["slug"] for o in own.json()] == ["acme"]
     assert {"dateCreated", "isEarlyAdopter", "require2FA"} <= set(own.json()[0])
+    # Any token lists its organization, as Sentry answers org tokens whatever their scopes.
+    assert [o["slug"] for o in get(client, sentry, "/api/0/organizations/", "read").json()] == [
+        "acme"
+    ]
     everyone = get(client, sentry, "/api/0/organizations/", who="root")
     assert [o["slug"] for o in everyone.json()] == ["globex", "acme"]
 
@@ -143,14 +152,14 @@ def test_a_project_by_slug_or_id_carries_its_organization(
 def test_an_organizations_keys_span_its_projects_with_numeric_project_ids(
     client: Any, sentry: World
 ) -> None:
-    web, mobile = sentry.project, sentry.project_mobile  # type: ignore[attr-defined]
+    web, other = sentry.project, mobile(sentry)
     response = get(client, sentry, "/api/0/organizations/acme/project-keys/?project=-1")
     assert response.status_code == 200, response.text
     keys = response.json()
-    assert [k["projectId"] for k in keys] == [mobile["id"], web["id"]]
+    assert [k["projectId"] for k in keys] == [other["id"], web["id"]]
     stored = {row["public_key"] for row in _keys(sentry, "acme")}
     assert {k["public"] for k in keys} == stored  # globex's key is not among them
-    assert keys[0]["dsn"]["public"].endswith(f"@testserver/{mobile['id']}")
+    assert keys[0]["dsn"]["public"].endswith(f"@testserver/{other['id']}")
     only_web = get(client, sentry, f"/api/0/organizations/acme/project-keys/?project={web['id']}")
     assert [k["projectId"] for k in only_web.json()] == [web["id"]]
 
