@@ -7,7 +7,7 @@ PORT   ?= 8000
 SPEC   := spec/openapi.json spec/admin.json
 
 .DEFAULT_GOAL := help
-.PHONY: help install browser postgres run serve mock contract bench bench-tools bench-server bench-mock test unit lint fmt spec fuzz mutate db smoke container clean
+.PHONY: help install browser postgres run serve mock contract bench bench-tools bench-server bench-mock clients test unit lint fmt spec fuzz mutate db smoke container clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -83,11 +83,24 @@ bench-mock: bench-tools ## clientkeys mock vs Stoplight Prism (npm) on 3 specs; 
 db: install ## Create the database or apply pending migrations
 	$(BIN)/clientkeys init-db
 
-test: install browser postgres lint spec ## Set up and run everything: lint, spec check, the whole suite
+# Sentry's own CLIs, from npm into tests/clients/tools/ (as bench-tools installs Prism), for
+# tests/clients; the stamp names both versions, so a change of either reinstalls them.
+SENTRY_VERSION     ?= 0.49.0
+SENTRY_CLI_VERSION ?= 3.8.0
+CLIENT_TOOLS       := tests/clients/tools
+CLIENT_STAMP       := $(CLIENT_TOOLS)/.installed-sentry-$(SENTRY_VERSION)-cli-$(SENTRY_CLI_VERSION)
+clients: install ## Install Sentry's own CLIs (npm sentry, @sentry/cli) that tests/clients runs
+	command -v npm >/dev/null || (apt-get update && apt-get install -y nodejs npm)
+	test -f $(CLIENT_STAMP) || (rm -rf $(CLIENT_TOOLS) && mkdir -p $(CLIENT_TOOLS) && \
+	    cd $(CLIENT_TOOLS) && npm install --no-audit --no-fund --loglevel=error \
+	    sentry@$(SENTRY_VERSION) @sentry/cli@$(SENTRY_CLI_VERSION) && \
+	    touch $(notdir $(CLIENT_STAMP)))
+
+test: install browser postgres clients lint spec ## Set up and run everything: lint, spec check, the whole suite
 	command -v curl >/dev/null || (apt-get update && apt-get install -y curl)
 	$(BIN)/pytest -n 2
 
-unit: install browser postgres ## Run the test suite only
+unit: install browser postgres clients ## Run the test suite only
 	$(BIN)/pytest -n 2
 
 lint: install ## ruff format --check, ruff check, mypy, lint-imports (the README's layers)

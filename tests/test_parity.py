@@ -236,10 +236,10 @@ TABLE: list[Bad] = [
     Bad("a body without a Content-Type", "POST", KEYS, b"{}", None),
     Bad("a text body, upper case", "PUT", KEY, b"{}", "TEXT/PLAIN; charset=utf-8"),
     # Paths no operation holds.
-    Bad("the project", "GET", "acme/web/"),
+    Bad("an organization among the projects", "GET", "acme/"),
     Bad("an empty project", "GET", "acme//keys/"),
     Bad("below a key", "GET", f"{KEY}extra/"),
-    Bad("the projects", "GET", ""),
+    Bad("below the project", "GET", "acme/web/extra/"),
 ]  # fmt: skip
 
 

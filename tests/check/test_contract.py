@@ -37,6 +37,12 @@ from clientkeys.testing.plugin import free_port, serving
 EXAMPLES = int(os.environ.get("CONTRACT_EXAMPLES", "40"))
 OPERATIONS = ("List a Project's Client Keys", "Create a New Client Key", "Retrieve a Client Key",
               "Update a Client Key", "Delete a Client Key")  # fmt: skip
+CLI_OPERATIONS = ("Retrieve an Organization", "List an Organization's Projects",
+                  "List an Organization's Client Keys", "Retrieve a Project")  # fmt: skip
+"""What Sentry's CLIs read under an organization: 403 and 404 documented, as for the keys."""
+EVERY_OPERATION = (*OPERATIONS, "Retrieve the API Index", "List Your Organizations",
+                   *CLI_OPERATIONS[:3], "List Your Projects", CLI_OPERATIONS[3],
+                   "List Your Regions")  # fmt: skip
 
 
 def contract_config(token: str) -> SchemathesisConfig:
@@ -147,7 +153,7 @@ def test_a_really_exercised_server_passes_with_reports_and_no_stray_files(
     assert "413×1" in coverage_line(result, "Create a New Client Key")
     cases = ElementTree.parse(junit).getroot().findall(".//testcase")
     per_operation = Counter(case.get("classname") for case in cases)
-    assert set(per_operation) == set(OPERATIONS)
+    assert set(per_operation) == set(EVERY_OPERATION)
     names = {case.get("name") for case in cases}
     assert {"status_code_conformance", "response_schema_conformance", "use_after_free",
             "documented 2xx answered", "require all", "probe: unknown organization",
@@ -169,7 +175,7 @@ def test_an_unmet_requirement_is_exit_2_naming_what_was_never_answered(
     assert result.returncode == 2, result.stdout[-4000:]
     assert cause(result).endswith(
         "coverage below --require 403: "
-        + "; ".join(f"{operation} never answered 403" for operation in OPERATIONS)
+        + "; ".join(f"{operation} never answered 403" for operation in OPERATIONS + CLI_OPERATIONS)
     )
     assert "not seen 403" in coverage_line(result, "Retrieve a Client Key")
 
@@ -188,7 +194,10 @@ def test_a_missing_project_is_exit_2(live_server: tuple[str, str, str]) -> None:
     url, token, _ = live_server
     result = run_check(url, token, "--phases", "examples", project="no-such-project")
     assert result.returncode == 2, result.stderr[-2000:]
-    assert f"organization '{ORG}' or project 'no-such-project' not found" in cause(result)
+    # The organization's own operations answer 2xx; every one under the project is named.
+    for operation in (*OPERATIONS, "Retrieve a Project"):
+        assert f"{operation} (answered " in cause(result)
+    assert cause(result).count("every valid request named something that does not exist") == 6
 
 
 def test_an_unreachable_server_is_exit_2(workdir: Path) -> None:

@@ -3,6 +3,8 @@ the store run on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import re
 import subprocess
@@ -56,7 +58,11 @@ def test_org_project_and_token_create(run, database: Database) -> None:  # type:
     result = run("token", "create", "--org", "acme", "--scopes", "project:read")
     assert result.exit_code == 0
     plain = result.output.splitlines()[0]
-    assert re.fullmatch(r"sntrys_[0-9a-f]{64}", plain)  # 256 random bits in Sentry's prefix
+    # Sentry's organization token: a payload naming the server and the organization, then 256
+    # random bits (base64, unpadded).
+    prefix, payload, secret = plain.split("_")
+    assert prefix == "sntrys" and re.fullmatch(r"[A-Za-z0-9+/]{43}", secret)
+    assert json.loads(base64.b64decode(payload))["org"] == "acme"
     with store.connect(database) as conn:
         assert repository.find_token(conn, plain)["scopes"] == "project:read"
     assert "acme" in run("org", "list").output

@@ -14,6 +14,7 @@ from clientkeys.cli.options import (
     database_option,
     opened,
 )
+from clientkeys.config import ServeProcess
 from clientkeys.core import domain
 from clientkeys.store import repository
 
@@ -103,6 +104,10 @@ def project_create(
     )
 
 
+DEFAULT_URL = f"http://{ServeProcess().host}:{ServeProcess().port}"
+"""Where `clientkeys serve` listens by default."""
+
+
 @click.group()
 def token() -> None:
     """Manage API tokens."""
@@ -128,20 +133,36 @@ def token() -> None:
     help="Works across organizations, sees internal keys and their useCase.",
 )
 @click.option("--label", default="", help="A note to recognise the token by.")
+@click.option(
+    "--url",
+    type=HttpUrl(),
+    default=DEFAULT_URL,
+    show_default=True,
+    help="The server's URL, carried in the token: Sentry's new CLI then needs no SENTRY_URL.",
+)
 @database_option
 def token_create(
     organization: str | None,
     scopes: tuple[str, ...],
     superuser: bool,
     label: str,
+    url: str,
     database: Path | str | None,
 ) -> None:
-    """Create a token and print it. It is stored only as a hash: copy it now."""
+    """Create a token and print it. It is stored only as a hash: copy it now.
+
+    The token has the format of Sentry's organization tokens, `sntrys_<payload>_<secret>`: its
+    payload names the server's URL and the organization.
+    """
     if organization is None and not superuser:
         raise click.ClickException("A token that is not a superuser token needs an organization.")
     with opened(database) as conn:
+        slug = None
+        if organization is not None:
+            slug = repository.get_organization(conn, organization)["slug"]
         plain, row = repository.insert_token(
-            conn, organization, scopes, superuser=superuser, label=label
-        )
+            conn, organization, scopes, superuser=superuser, label=label,
+            token=domain.new_token(url, slug),
+        )  # fmt: skip
     click.echo(plain)
     click.echo(f"(scopes: {row['scopes']}; shown once, stored only as a hash)", err=True)

@@ -4,8 +4,10 @@ what an update changes, and what the audit log records. Pure: no SQL, no HTTP.
 
 from __future__ import annotations
 
+import base64
 import json
 import secrets
+import time
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -15,7 +17,8 @@ from clientkeys.core.petnames import petname
 Row = dict[str, Any]
 """A stored row, column name -> value (the `keys` columns for a key)."""
 
-SCOPES = ("project:read", "project:write", "project:admin")
+SCOPES = ("project:read", "project:write", "project:admin", "org:read")
+"""The scopes a token may hold; `org:read` opens the organization endpoints Sentry's CLIs read."""
 ACTIVE, INACTIVE = 0, 1
 STATUSES = {"active": ACTIVE, "inactive": INACTIVE}
 """The `status` filter's values and the stored status each one selects."""
@@ -44,9 +47,18 @@ def now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def new_token() -> str:
-    """A fresh bearer token in Sentry's format."""
-    return TOKEN_PREFIX + secrets.token_hex(32)
+def new_token(url: str | None = None, organization: str | None = None) -> str:
+    """A fresh bearer token in Sentry's format. With the server's `url`, Sentry's organization
+    token format, `sntrys_<base64 JSON payload>_<secret>`: Sentry's new CLI reads the server's
+    URL (and the organization) from the payload and then needs no `SENTRY_URL`."""
+    if url is None:
+        return TOKEN_PREFIX + secrets.token_hex(32)
+    # As Sentry makes them: the payload in padded base64, the secret 32 bytes in base64 without
+    # padding (sentry-cli checks both, and reads a token that fails as a legacy one).
+    payload = {"iat": time.time(), "url": url, "region_url": url, "org": organization or ""}
+    encoded = base64.b64encode(json.dumps(payload).encode()).decode("ascii")
+    secret = base64.b64encode(secrets.token_bytes(32)).decode("ascii").rstrip("=")
+    return f"{TOKEN_PREFIX}{encoded}_{secret}"
 
 
 def in_scope_order(scopes: Iterable[str]) -> list[str]:

@@ -72,3 +72,42 @@ def serialize_key(row: Row, context: KeyContext) -> dict[str, Any]:
     if context.include_use_case:
         body["useCase"] = row["use_case"]
     return body
+
+
+def serialize_organization_summary(row: Row, base_url: str, prefix: str = "") -> dict[str, Any]:
+    """An organization row (its columns under `prefix`, as a project row carries them) as
+    Sentry's organization summary. `links` name this server: Sentry's new CLI sends an
+    organization's later requests to its `regionUrl`."""
+    return {
+        "id": str(row[f"{prefix}id"]),
+        "slug": row[f"{prefix}slug"],
+        "name": row[f"{prefix}name"],
+        "dateCreated": row[f"{prefix}date_created"],
+        "isEarlyAdopter": False,
+        "require2FA": False,
+        "status": {"id": "active", "name": "active"},
+        "links": {"organizationUrl": base_url, "regionUrl": base_url},
+        "avatar": {"avatarType": "letter_avatar", "avatarUuid": None},
+    }
+
+
+def serialize_organization(row: Row, base_url: str) -> dict[str, Any]:
+    """An organization row as Sentry's organization (no features: none are served)."""
+    return {**serialize_organization_summary(row, base_url), "features": []}
+
+
+def serialize_project(row: Row, base_url: str) -> dict[str, Any]:
+    """A project row with its organization's columns (`organization_*`) as Sentry's project."""
+    return {
+        "id": str(row["id"]),
+        "slug": row["slug"],
+        "name": row["name"],
+        "platform": None,
+        "dateCreated": row["date_created"],
+        "isBookmarked": False,
+        "isMember": True,
+        "hasAccess": True,
+        "status": "active",
+        "features": [],
+        "organization": serialize_organization_summary(row, base_url, "organization_"),
+    }

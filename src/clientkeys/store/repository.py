@@ -148,15 +148,107 @@ def get_project(db: Database, organization_ref: str, project_ref: str) -> Row:
     project_column, project_value = _by_ref(project_ref)
     row = _one(
         db,
-        "SELECT p.*, o.slug AS organization_slug, o.dsn_endpoint AS organization_dsn_endpoint "
-        "FROM projects p "
-        "JOIN organizations o ON o.id = p.organization_id "
-        f"WHERE o.{org_column} = ? AND p.{project_column} = ?",
+        f"{_PROJECTS} WHERE o.{org_column} = ? AND p.{project_column} = ?",
         [org_value, project_value],
     )
     if row is None:
         raise NotFound()
     return row
+
+
+_PROJECTS = (
+    "SELECT p.*, o.slug AS organization_slug, o.dsn_endpoint AS organization_dsn_endpoint, "
+    "o.name AS organization_name, o.date_created AS organization_date_created "
+    "FROM projects p JOIN organizations o ON o.id = p.organization_id"
+)
+"""A project row with the organization columns its JSON and its keys' DSNs need."""
+
+
+def _keyset(
+    column: str, bound: float | None, ascending: bool, offset: int, limit: int
+) -> tuple[str, str, list[Any]]:
+    """The keyset part of a page query over `column` (see `pagination.fetch_page`): a condition
+    (empty, or starting with AND), an ORDER BY ... LIMIT ... OFFSET clause and their values,
+    the condition's first."""
+    condition, params = "", []
+    if bound is not None:
+        condition = f" AND {column} >= ?" if ascending else f" AND {column} <= ?"
+        params.append(bound)
+    order = f" ORDER BY {column} {'ASC' if ascending else 'DESC'} LIMIT ? OFFSET ?"
+    return condition, order, [*params, limit, offset]
+
+
+def list_organizations_page(
+    db: Database,
+    organization_id: int | None,
+    *,
+    bound: float | None,
+    ascending: bool,
+    offset: int,
+    limit: int,
+) -> list[Row]:
+    """One keyset slice of the organizations, newest first: all of them, or only one (a token's
+    own) when `organization_id` is given."""
+    where, params = "1 = 1", list[Any]()
+    if organization_id is not None:
+        where, params = "id = ?", [organization_id]
+    condition, order, page = _keyset("id", bound, ascending, offset, limit)
+    return _all(db, f"SELECT * FROM organizations WHERE {where}{condition}{order}",
+                [*params, *page])  # fmt: skip
+
+
+def list_projects(
+    db: Database,
+    organization_id: int | None,
+    *,
+    public_key: str | None = None,
+    bound: float | None,
+    ascending: bool,
+    offset: int,
+    limit: int,
+) -> list[Row]:
+    """One keyset slice of projects with their organization columns, newest first: of one
+    organization (None: of all), and with `public_key` only the project holding that key."""
+    where, params = "1 = 1", list[Any]()
+    if organization_id is not None:
+        where += " AND p.organization_id = ?"
+        params.append(organization_id)
+    if public_key is not None:
+        where += " AND p.id IN (SELECT project_id FROM keys WHERE public_key = ?)"
+        params.append(public_key)
+    condition, order, page = _keyset("p.id", bound, ascending, offset, limit)
+    return _all(db, f"{_PROJECTS} WHERE {where}{condition}{order}", [*params, *page])
+
+
+def list_organization_keys(
+    db: Database,
+    organization_id: int,
+    project_ids: Sequence[int] | None,
+    *,
+    bound: float | None,
+    ascending: bool,
+    offset: int,
+    limit: int,
+    status: int | None = None,
+    include_internal: bool = False,
+) -> list[Row]:
+    """One keyset slice of the keys of an organization's projects (None: all of them), newest
+    first, as `list_keys` pages one project's."""
+    where = "p.organization_id = ?" + _visibility(include_internal)
+    params: list[Any] = [organization_id]
+    if project_ids is not None:
+        where += f" AND k.project_id IN ({', '.join('?' for _ in project_ids) or 'NULL'})"
+        params.extend(project_ids)
+    if status is not None:
+        where += " AND k.status = ?"
+        params.append(status)
+    condition, order, page = _keyset("k.id", bound, ascending, offset, limit)
+    return _all(
+        db,
+        f"SELECT k.* FROM keys k JOIN projects p ON p.id = k.project_id WHERE {where}"
+        f"{condition}{order}",
+        [*params, *page],
+    )
 
 
 # Tokens --------------------------------------------------------------------------------
