@@ -495,7 +495,7 @@ class ProxySettings(Group):
 
 @dataclass(frozen=True)
 class CheckSettings(Group):
-    """`clientkeys check`: the tokens it tests with."""
+    """`clientkeys check`: the tokens it tests with, and how long a request may take."""
 
     COMMAND: ClassVar[str] = "check"
 
@@ -510,6 +510,12 @@ class CheckSettings(Group):
         "A valid token the server must refuse with 403 on ORG (one of another organization, "
         "or without project scopes), to reach the documented 403s.",
         parse_token, flag="--forbidden-token", shown="unset: no 403 probe",
+    )  # fmt: skip
+    check_request_timeout: float = setting(
+        10.0,
+        "Seconds each request may take to answer; an operation that takes longer breaks the "
+        "contract (exit 1, named) and ends the run.",
+        parse_positive_number, flag="--request-timeout",
     )  # fmt: skip
 
 
