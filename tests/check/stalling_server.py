@@ -2,14 +2,13 @@
 
     python tests/check/stalling_server.py PORT DATABASE METHOD
 
-Every request with METHOD is read and then left hanging (the connection stays open, no answer
-ever comes); every other request reaches a correct clientkeys. Tests start one with
+Every request with METHOD is read and then left without an answer until the client closes the
+connection; every other request reaches a correct clientkeys. Tests start one with
 `stalling(folder, method)`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,7 +34,11 @@ class Stall:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == self.method:
-            await asyncio.Event().wait()  # never set: the client's timeout ends it
+            # No answer, until the client gives up and closes the connection (then the server
+            # has nothing left to wait for when it stops).
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            return
         await self.app(scope, receive, send)
 
 

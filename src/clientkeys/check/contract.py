@@ -152,7 +152,8 @@ class Outcome:
     unmet: list[str] = field(default_factory=list)
     """Operations (with what they lacked) that missed a coverage requirement."""
     phases: dict[str, str] = field(default_factory=dict)
-    """Each phase asked for, and how it ended ("success", "failure", "error", "not run")."""
+    """Each phase and how it ended: "success", "failure", "error", "skip" (not asked for) or
+    "not run" (asked for, but the run ended before it)."""
     hung: list[str] = field(default_factory=list)
     """Labels of the operations that did not answer within the request timeout."""
 
@@ -269,7 +270,7 @@ def check(
     as it happens. `spec_file` may be the contract already bundled (`load_contract`)."""
     base_url = base_url.rstrip("/")
     spec = load_contract(spec_file) if isinstance(spec_file, Path) else dict(spec_file)
-    not_run = {phase: "not run" for phase in options.phases}
+    not_run = {phase: "not run" if phase in options.phases else "skip" for phase in PHASES}
     not_answering = reachable(base_url, wait)
     if not_answering is not None:
         seen = Observations(operations=observations.operations_of(spec))
@@ -292,7 +293,8 @@ def check(
     unmet = unmet_requirements(seen, options.requirements)
     hung = [_named(seen, label, options.request_timeout) for label in run.hung]
     found = verdict(seen, run.returncode, org, project, unmet, options.requirements, hung)
-    return Outcome(found, seen, unmet, {**not_run, **run.phases}, run.hung)
+    phases = {phase: run.phases.get(phase, status) for phase, status in not_run.items()}
+    return Outcome(found, seen, unmet, phases, run.hung)
 
 
 def _named(seen: Observations, label: str, timeout: float) -> str:

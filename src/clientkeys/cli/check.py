@@ -47,25 +47,25 @@ from clientkeys.config import CheckSettings
 )
 @click.option(
     "--junit-xml",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(path_type=Path),
     default=None,
     help="Write a JUnit XML report: one test case per operation and check.",
 )
 @click.option(
     "--json-report",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(path_type=Path),
     default=None,
     help="Write a JSON report: the verdict, the phases, each operation and every failure.",
 )
 @click.option(
     "--har",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(path_type=Path),
     default=None,
     help="Write every request and response as a HAR log.",
 )
 @click.option(
     "--vcr",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(path_type=Path),
     default=None,
     help="Write every request and response as a VCR cassette (YAML).",
 )
