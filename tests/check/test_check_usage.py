@@ -18,6 +18,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 from stalling_server import stalling
@@ -149,10 +150,11 @@ def test_a_broken_setup_stops_at_the_first_request(
 
 
 def test_a_hanging_operation_is_exit_1_naming_it_within_the_timeout(tmp_path: Path) -> None:
-    report = tmp_path / "report.json"
+    report, junit = tmp_path / "report.json", tmp_path / "junit.xml"
     with stalling(tmp_path, "DELETE") as (url, token):
         started = time.monotonic()
-        result = run_check(url, token, "--request-timeout", "1", "--json-report", str(report))
+        result = run_check(url, token, "--request-timeout", "1", "--json-report", str(report),
+                           "--junit-xml", str(junit))  # fmt: skip
         took = time.monotonic() - started
     assert result.returncode == 1, result.stderr[-2000:]
     assert re.search(
@@ -165,6 +167,12 @@ def test_a_hanging_operation_is_exit_1_naming_it_within_the_timeout(tmp_path: Pa
     assert content["verdict"]["code"] == 1
     timed_out = [op["operationId"] for op in content["operations"] if op["timedOut"]]
     assert timed_out == ["Delete a Client Key"]
+    failed = [
+        (case.get("classname"), case.get("name"))
+        for case in ElementTree.parse(junit).getroot().iter("testcase")
+        if case.find("failure") is not None
+    ]
+    assert failed == [("Delete a Client Key", "answered in time")]
 
 
 # The JSON report ----------------------------------------------------------------------------
