@@ -281,6 +281,7 @@ EVENTS = [
         "label": "POST /keys/", "interactions": {"a": {}, "b": {}},
         "checks": {"a": [{"status": "success"}], "b": [{"status": "failure"}]},
     }}),
+    ("ScenarioFinished", {"recorder": {"label": "Stateful tests", "interactions": {"c": {}}}}),
     ("PhaseFinished", {"phase": {"name": "fuzzing"}, "status": "failure"}),
 ]  # fmt: skip
 
@@ -300,7 +301,7 @@ def test_progress_is_plain_lines_off_a_terminal(monkeypatch: pytest.MonkeyPatch)
     assert progress_of(io.StringIO(), None, monkeypatch).splitlines() == [
         "fuzzing: started",
         "fuzzing: Create a New Client Key: 2 cases (so far 2 cases, 1 failure)",
-        "fuzzing: failure (so far 2 cases, 1 failure)",
+        "fuzzing: failure (so far 3 cases, 1 failure)",
     ]
 
 
@@ -311,7 +312,8 @@ def test_progress_rewrites_one_line_on_a_terminal_in_colour_unless_no_color(
     assert coloured == (
         f"{CLEAR_LINE}fuzzing: started"
         f"{CLEAR_LINE}fuzzing: Create a New Client Key: 2 cases (so far 2 cases, {RED}1 failure"
-        f"\x1b[0m){CLEAR_LINE}fuzzing: failure (so far 2 cases, {RED}1 failure\x1b[0m)\n"
+        f"\x1b[0m){CLEAR_LINE}fuzzing: Stateful tests: 1 cases (so far 3 cases, {RED}1 failure"
+        f"\x1b[0m){CLEAR_LINE}fuzzing: failure (so far 3 cases, {RED}1 failure\x1b[0m)\n"
     )
     plain = progress_of(Terminal(), "1", monkeypatch)
-    assert "\x1b[3" not in plain and plain.count(CLEAR_LINE) == 3
+    assert "\x1b[3" not in plain and plain.count(CLEAR_LINE) == 4

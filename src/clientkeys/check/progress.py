@@ -2,7 +2,8 @@
 
 On a terminal one status line is rewritten in place (phase, operation, cases and failures so
 far), and each finished phase leaves a line; elsewhere (a CI log, a pipe) the same facts come as
-plain lines, one per finished operation and phase, with no control characters. Colour is used
+plain lines, one per finished operation (not per stateful chain) and phase, with no control
+characters. Colour is used
 only on a terminal, and never when `NO_COLOR` is set (https://no-color.org).
 """
 
@@ -70,8 +71,9 @@ class Progress:
             self.cases += cases
             self.failures += failed
             label = str(recorder.get("label") or "")
-            operation = self.names.get(label, label)
-            self._status(f"{self.phase}: {operation}: {cases} cases{self._so_far()}")
+            if label in self.names or self.live:  # a stateful chain as a plain line is noise
+                operation = self.names.get(label, label)
+                self._status(f"{self.phase}: {operation}: {cases} cases{self._so_far()}")
         elif name == "PhaseFinished" and self.phase:
             status = payload.get("status", "")
             self._line(f"{self.phase}: {status}{self._so_far()}")
