@@ -24,6 +24,7 @@ Hypothesis keeps its data in the temporary folder, reports go only where asked.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
@@ -324,7 +325,7 @@ def first_request(
             status = response.status
     except urllib.error.HTTPError as exc:
         status = exc.code
-    except (TimeoutError, urllib.error.URLError) as exc:
+    except (OSError, http.client.HTTPException) as exc:  # URLError and timeouts are OSErrors
         if isinstance(getattr(exc, "reason", exc), TimeoutError):
             return Verdict(BROKEN, f"{operation_id} (GET {found[0]}) did not answer within "
                                    f"{timeout:g} s; nothing else was tried")  # fmt: skip
