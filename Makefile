@@ -59,7 +59,7 @@ contract: install ## Serve tests/data/ci.yaml on a free port, check that server,
 	  tries=$$((tries + 1)); sleep 0.1; \
 	done; \
 	$(BIN)/clientkeys check http://127.0.0.1:$$port --token sntrys_ci_admin_token --org acme \
-	    --project web --junit-xml reports/junit.xml
+	    --project web --read-only-token sntrys_ci_read_token --junit-xml reports/junit.xml
 
 bench: bench-server postgres ## The server vs Prism, plain Connexion and a fair ceiling, SQLite vs PostgreSQL (1 and 3 nodes), the proxy's cost, the mock vs Prism; writes bench/*results.md
 	$(BIN)/python bench/postgres.py

@@ -507,9 +507,17 @@ class CheckSettings(Group):
     )  # fmt: skip
     check_forbidden_token: str | None = setting(
         None,
-        "A valid token the server must refuse with 403 on ORG (one of another organization, "
-        "or without project scopes), to reach the documented 403s.",
-        parse_token, flag="--forbidden-token", shown="unset: no 403 probe",
+        "A token of another organization: the authorization phase proves it is refused on "
+        "every operation (403, or 404 where Sentry answers 404) and that its refused writes "
+        "changed nothing; the probes reach the documented 403s with it.",
+        parse_token, flag="--forbidden-token", shown="unset: not tested",
+    )  # fmt: skip
+    check_read_only_token: str | None = setting(
+        None,
+        "A token of ORG with project:read only: the authorization phase proves it may list and "
+        "retrieve, is refused with 403 on every write, and that its refused writes changed "
+        "nothing.",
+        parse_token, flag="--read-only-token", shown="unset: not tested",
     )  # fmt: skip
     check_request_timeout: float = setting(
         10.0,

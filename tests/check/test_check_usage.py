@@ -183,7 +183,8 @@ def test_the_json_report_of_a_server_that_keeps_the_contract(
 ) -> None:
     url, token = good_server
     report = tmp_path / "reports" / "check.json"
-    result = run_check(url, token, "--phases", "examples,stateful", "--json-report", str(report))
+    result = run_check(url, token, "--phases", "examples,stateful,effects", "--json-report",
+                       str(report))  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     content = json.loads(report.read_text())
     assert content["server"] == url
@@ -192,6 +193,7 @@ def test_the_json_report_of_a_server_that_keeps_the_contract(
     assert content["phases"] == [
         {"name": "examples", "status": "success"}, {"name": "coverage", "status": "skip"},
         {"name": "fuzzing", "status": "skip"}, {"name": "stateful", "status": "success"},
+        {"name": "authorization", "status": "skip"}, {"name": "effects", "status": "done"},
     ]  # fmt: skip
     assert [op["operationId"] for op in content["operations"]] == [
         "List a Project's Client Keys", "Create a New Client Key", "Retrieve a Client Key",

@@ -51,6 +51,11 @@ from clientkeys.openapi import document
 from clientkeys.openapi import specs as openapi
 
 PHASES = ("examples", "coverage", "fuzzing", "stateful")
+"""Schemathesis's phases."""
+OWN_PHASES = ("authorization", "effects")
+"""check's own phases, after Schemathesis's (`authorization.py`, `effects.py`)."""
+AUTHORIZATION = "authorization"
+"""The `--require` goal that the authorization phase proved something."""
 REQUIREMENTS = ("all-2xx", "all-4xx", "all")
 """`--require` goals: every documented 2xx, every documented 4xx, or every documented status
 but the 5xx of every operation answered at least once; a status code (`415`) asks for that
@@ -60,8 +65,9 @@ request can ask for it.)"""
 OK, BROKEN, UNTESTED = 0, 1, 2
 REQUEST_TIMEOUT = 10.0
 """Seconds a request may take by default (Schemathesis's own default too)."""
-SETUP_PARAMETERS = frozenset({"organization_slug", "project_slug"})
-"""The path parameters `--org` and `--project` fill in."""
+SETUP_PARAMETERS = {"organization_slug": "org", "project_slug": "project",
+                    "organization_id_or_slug": "org", "project_id_or_slug": "project"}  # fmt: skip
+"""The path parameters `--org` and `--project` fill in (ours, and Sentry's current names)."""
 
 # Explicit `public`/`secret` values are unique: a generated body may repeat one already used,
 # which Sentry's contract answers with a 400 field error. No schema can say "unique", so for
@@ -120,7 +126,9 @@ class Options:
     seed: int | None = None
     requirements: Sequence[str] = ()
     forbidden_token: str | None = None
-    """A valid token the server must refuse with 403 (e.g. one of another organization)."""
+    """A valid token the server must refuse on every operation: another organization's."""
+    read_only_token: str | None = None
+    """A token of the organization with project:read only."""
     junit: Path | None = None
     json_report: Path | None = None
     har: Path | None = None
@@ -157,6 +165,8 @@ class Outcome:
     "not run" (asked for, but the run ended before it)."""
     hung: list[str] = field(default_factory=list)
     """Labels of the operations that did not answer within the request timeout."""
+    authorized: list[str] = field(default_factory=list)
+    """The roles whose authorization the authorization phase proved."""
 
 
 class InputError(Exception):
@@ -240,7 +250,7 @@ def schemathesis_command(
         sys.executable, "-c", "import sys; from schemathesis.cli import schemathesis; "
         "sys.exit(schemathesis())",
         "--config-file", config_file.name, "run", spec_file.name, "--url", base_url,
-        "--checks", "all", "--phases", ",".join(options.phases),
+        "--checks", "all", "--phases", ",".join(p for p in options.phases if p in PHASES),
         "--max-examples", str(options.max_examples),
         "--workers", "1",
         "--request-timeout", f"{options.request_timeout:g}",
@@ -271,7 +281,8 @@ def check(
     as it happens. `spec_file` may be the contract already bundled (`load_contract`)."""
     base_url = base_url.rstrip("/")
     spec = load_contract(spec_file) if isinstance(spec_file, Path) else dict(spec_file)
-    not_run = {phase: "not run" if phase in options.phases else "skip" for phase in PHASES}
+    not_run = {phase: "not run" if phase in options.phases else "skip"
+               for phase in PHASES + OWN_PHASES}  # fmt: skip
     not_answering = reachable(base_url, wait)
     if not_answering is not None:
         seen = Observations(operations=observations.operations_of(spec))
@@ -282,20 +293,35 @@ def check(
     if stopped is not None:
         seen = Observations(operations=observations.operations_of(spec))
         return Outcome(stopped, seen, phases=not_run)
-    run = _schemathesis(spec, base_url, token, org, project, options, echo, listen)
+    from clientkeys.check import phases as own  # (here: it imports this module's verdicts)
+
+    fuzzed = any(phase in PHASES for phase in options.phases)
+    run = _Run(listen, Observations(operations=observations.operations_of(spec)))
+    if fuzzed:
+        run = _schemathesis(spec, base_url, token, org, project, options, echo, listen)
     seen = run.seen
-    if seen.statuses and not run.hung and _setup_problem(seen, org, project) is None:
+    answering = seen.statuses and not run.hung and _setup_problem(seen, org, project) is None
+    if answering:
         # The server really answers: ask for what generated cases cannot reach. (Imported here:
         # probes send with aiohttp, from the check extra; `serve` imports this module.)
         from clientkeys.check import probes
 
         chosen = probes.probes(token, org, options.forbidden_token)
         probes.run(seen, spec, base_url, project, chosen)
+    tally = own.Tally()
+    if answering or not fuzzed:
+        tally = own.run(spec, seen, base_url, token, org, project, options)
     unmet = unmet_requirements(seen, options.requirements)
     hung = [_named(seen, label, options.request_timeout) for label in run.hung]
     found = verdict(seen, run.returncode, org, project, unmet, options.requirements, hung)
-    phases = {phase: run.phases.get(phase, status) for phase, status in not_run.items()}
-    return Outcome(found, seen, unmet, phases, run.hung)
+    if not fuzzed and not tally.requests:
+        found = own.nothing_sent(tally)
+    ran = {phase: "done" for phase in OWN_PHASES if phase in options.phases and tally.requests}
+    statuses = {
+        phase: {**run.phases, **ran}.get(phase, status) for phase, status in not_run.items()
+    }
+    return Outcome(own.amend(found, tally, options), seen, unmet, phases=statuses, hung=run.hung,
+                   authorized=tally.authorization)  # fmt: skip
 
 
 def _named(seen: Observations, label: str, timeout: float) -> str:
@@ -315,8 +341,9 @@ def first_request(
     if found is None:
         return None
     path, operation_id = found
-    for name, value in (("organization_slug", org), ("project_slug", project)):
-        path = path.replace("{" + name + "}", urllib.parse.quote(value, safe=""))
+    values = {"org": org, "project": project}
+    for name, which in SETUP_PARAMETERS.items():
+        path = path.replace("{" + name + "}", urllib.parse.quote(values[which], safe=""))
     request = urllib.request.Request(
         base_url + path, headers={"Authorization": f"Bearer {token}", "Accept": "application/json"}
     )
@@ -351,7 +378,7 @@ def _setup_operation(spec: Mapping[str, Any]) -> tuple[str, str] | None:
         names = set(re.findall(r"{([^}/]+)}", path))
         parameters = [*item.get("parameters", []), *operation.get("parameters", [])]
         required = [p for p in parameters if p.get("required") and p.get("in") != "path"]
-        if names and names <= SETUP_PARAMETERS and not required:
+        if names and names <= SETUP_PARAMETERS.keys() and not required:
             if best is None or len(names) > best[0]:
                 best = (len(names), path, str(operation.get("operationId", f"GET {path}")))
     return None if best is None else best[1:]
@@ -581,8 +608,9 @@ def parse_requirements(value: str) -> list[str]:
     """`--require` goals from a comma-separated list; ValueError names a bad one."""
     goals = [goal.strip() for goal in value.split(",") if goal.strip()]
     for goal in goals:
-        if goal not in REQUIREMENTS and not (goal.isdigit() and len(goal) == 3):
-            raise ValueError(f"{goal!r}: choose from {', '.join(REQUIREMENTS)} or a status code")
+        if goal not in (*REQUIREMENTS, AUTHORIZATION) and not (goal.isdigit() and len(goal) == 3):
+            raise ValueError(f"{goal!r}: choose from {', '.join(REQUIREMENTS)}, {AUTHORIZATION} "
+                             "or a status code")  # fmt: skip
     return goals
 
 

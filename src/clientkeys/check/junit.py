@@ -1,10 +1,11 @@
 """JUnit XML for `clientkeys check`: one test case per operation and check, read by CI systems.
 
 Each operation is a test class (its operationId); its test cases are every check that ran, plus
-`documented 2xx answered` and one per `--require` goal. A failure carries the violation and the
-failing request as a `curl` command; a check that never ran on an operation is skipped; an
-operation that did not answer within the request timeout fails `answered in time`. A run that
-stopped before anything was answered has one errored `setup` case with the cause.
+`documented 2xx answered` and one per `--require` goal (`--require authorization` is one case of
+the whole run). A failure carries the violation and the failing request as a `curl` command; a
+check that never ran on an operation is skipped; an operation that did not answer within the
+request timeout fails `answered in time`. A run that stopped before anything was answered has
+one errored `setup` case with the cause.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from xml.etree import ElementTree
 
-from clientkeys.check.contract import OK, Outcome, wants
+from clientkeys.check.contract import AUTHORIZATION, OK, Outcome, wants
 from clientkeys.check.observations import Operation
 
 SUITE = "clientkeys check"
@@ -34,7 +35,10 @@ def write(outcome: Outcome, path: Path, requirements: Sequence[str] = ()) -> Non
             _case(suite, op.operation_id, "answered in time", failure=(cause, cause))
         for check in seen.checks:
             _check_case(suite, op, check)
-        _coverage_cases(suite, op, requirements)
+        _coverage_cases(suite, op, [goal for goal in requirements if goal != AUTHORIZATION])
+    if AUTHORIZATION in requirements:  # a goal of the whole run, not of an operation
+        _case(suite, SUITE, f"require {AUTHORIZATION}",
+              error=None if outcome.authorized else "no role token was tested")  # fmt: skip
     counts = {
         kind: len(suite.findall(f"testcase/{kind}")) for kind in ("failure", "error", "skipped")
     }

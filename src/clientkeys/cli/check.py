@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from clientkeys.check import contract
-from clientkeys.check.contract import PHASES, REQUIREMENTS
+from clientkeys.check.contract import AUTHORIZATION, OWN_PHASES, PHASES, REQUIREMENTS
 from clientkeys.cli.options import (
     load_settings,
     require_extra,
@@ -22,7 +22,9 @@ from clientkeys.config import CheckSettings
 @setting_options(CheckSettings, "check_token")
 @click.option("--org", "organization", required=True, help="An organization slug on the server.")
 @click.option("--project", required=True, help="A project slug of that organization.")
-@setting_options(CheckSettings, "check_forbidden_token", "check_request_timeout")
+@setting_options(
+    CheckSettings, "check_forbidden_token", "check_read_only_token", "check_request_timeout"
+)
 @click.option(
     "--max-examples",
     default=50,
@@ -32,9 +34,10 @@ from clientkeys.config import CheckSettings
 )
 @click.option(
     "--phases",
-    default=",".join(PHASES),
+    default=",".join(PHASES + OWN_PHASES),
     show_default=True,
-    help="Comma-separated Schemathesis phases.",
+    help="Comma-separated phases: Schemathesis's, then check's own (authorization by role, "
+    "the effects of every write read back).",
 )
 @click.option(
     "--require",
@@ -43,7 +46,8 @@ from clientkeys.config import CheckSettings
     metavar="GOAL[,GOAL]",
     help=f"Exit 2 unless every operation answered each documented status of a kind "
     f"({', '.join(REQUIREMENTS)}) or a given status (e.g. 415) at least once. One documented "
-    "2xx per operation is always required.",
+    f"2xx per operation is always required. `{AUTHORIZATION}`: exit 2 unless the authorization "
+    "phase tested a role token.",
 )
 @click.option(
     "--junit-xml",
@@ -92,6 +96,7 @@ def check(
     organization: str,
     project: str,
     check_forbidden_token: str | None,
+    check_read_only_token: str | None,
     check_request_timeout: float,
     max_examples: int,
     phases: str,
@@ -106,20 +111,23 @@ def check(
     """Check that the server at BASE_URL keeps the contract (Schemathesis, all checks).
 
     Runs the examples, coverage, fuzzing and stateful phases with every check against any
-    server that claims to implement this API, then prints a coverage summary. The token needs
-    project:read, project:write and project:admin on ORG. Nothing is written into the working
-    directory unless asked. Progress goes to stderr: one line rewritten in place on a
-    terminal, plain lines elsewhere; NO_COLOR is respected.
+    server that claims to implement this API, then check's own: authorization (each role token
+    given gets exactly what Sentry's rules allow, and a refused write changes nothing) and
+    effects (every acknowledged write is read back). The token needs project:read,
+    project:write and project:admin on ORG. Nothing is written into the working directory
+    unless asked. Progress goes to stderr: one line rewritten in place on a terminal, plain
+    lines elsewhere; NO_COLOR is respected.
 
     \b
     Exit status:
       0  the server was really exercised and kept the contract
-      1  it breaks the contract (the report says where, with curl commands), or an
-         operation did not answer within --request-timeout
+      1  it breaks the contract, lets a role do what it may not, or loses a write
+         (the report says where, with curl commands), or an operation did not answer
+         within --request-timeout
       2  it could not really be tested: unreachable, token rejected, organization or
          project not found, an operation never answered a documented 2xx, or a
-         --require goal not reached (the last line says which); or check's own
-         input is wrong (--spec, a report path), before any request is sent
+         --require goal not reached, a role token unknown (the last line says which);
+         or check's own input is wrong (--spec, a report path), before any request
     """
     require_extra("check", "schemathesis", "aiohttp")
     from clientkeys.check import json_report as report_json
@@ -128,10 +136,11 @@ def check(
 
     options = contract.Options(
         max_examples=max_examples,
-        phases=_choices(phases, PHASES, "--phases"),
+        phases=_choices(phases, PHASES + OWN_PHASES, "--phases"),
         seed=seed,
         requirements=_requirements(requirements),
         forbidden_token=check_forbidden_token,
+        read_only_token=check_read_only_token,
         junit=junit_xml,
         json_report=json_report,
         har=har,
