@@ -147,7 +147,7 @@ def test_each_commands_settings_round_trip_through_the_environment(group: type[G
         ProxySettings: ProxySettings(proxy_upstream="https://sentry.io", proxy_host="0.0.0.0",
                                      proxy_port=1, proxy_mode="enforce", proxy_log_level="info"),
         CheckSettings: CheckSettings(check_token="t1", check_forbidden_token="t2",
-                                     check_read_only_token="t3"),
+                                     check_read_only_token="t3", check_request_timeout=2.5),
     }[group]  # fmt: skip
     unchanged = [name for name, one in group.settings().items()
                  if getattr(changed, name) == one.default]  # fmt: skip

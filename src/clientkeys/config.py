@@ -495,7 +495,7 @@ class ProxySettings(Group):
 
 @dataclass(frozen=True)
 class CheckSettings(Group):
-    """`clientkeys check`: the tokens it tests with."""
+    """`clientkeys check`: the tokens it tests with, and how long a request may take."""
 
     COMMAND: ClassVar[str] = "check"
 
@@ -518,6 +518,12 @@ class CheckSettings(Group):
         "retrieve, is refused with 403 on every write, and that its refused writes changed "
         "nothing.",
         parse_token, flag="--read-only-token", shown="unset: not tested",
+    )  # fmt: skip
+    check_request_timeout: float = setting(
+        10.0,
+        "Seconds each request may take to answer; an operation that takes longer breaks the "
+        "contract (exit 1, named) and ends the run.",
+        parse_positive_number, flag="--request-timeout",
     )  # fmt: skip
 
 

@@ -11,21 +11,34 @@ comes from that log (`observations.py`), so a run that never exercised the API c
     2  it could not really be tested: unreachable, token rejected, organization or project not
        found, an operation never answered a documented 2xx, or a required coverage not reached
 
+Its own input is checked before any request (`load_contract`, `unwritable`): a bad `--spec` or
+a report that cannot be written is a one-line exit 2, not a traceback after the run. The first
+request (`first_request`) shows a rejected token or a missing project in a second. Each request
+may take `Options.request_timeout` seconds: an operation that takes longer breaks the contract,
+and the run stops there. Schemathesis's events are followed as it writes them (into a pipe),
+so that progress shows while it runs and a hang ends it at once.
+
 Nothing is written into the working directory: Schemathesis's cache and crash files are off,
 Hypothesis keeps its data in the temporary folder, reports go only where asked.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +46,8 @@ from urllib.parse import urlsplit
 
 from clientkeys.check import observations
 from clientkeys.check.observations import Observations, Operation
+from clientkeys.check.progress import Listener
+from clientkeys.openapi import document
 from clientkeys.openapi import specs as openapi
 
 PHASES = ("examples", "coverage", "fuzzing", "stateful")
@@ -48,6 +63,11 @@ status from every operation that documents it. One documented 2xx per operation 
 required. (A documented 5xx, such as 507 for a full disk, is the server's own condition: no
 request can ask for it.)"""
 OK, BROKEN, UNTESTED = 0, 1, 2
+REQUEST_TIMEOUT = 10.0
+"""Seconds a request may take by default (Schemathesis's own default too)."""
+SETUP_PARAMETERS = {"organization_slug": "org", "project_slug": "project",
+                    "organization_id_or_slug": "org", "project_id_or_slug": "project"}  # fmt: skip
+"""The path parameters `--org` and `--project` fill in (ours, and Sentry's current names)."""
 
 # Explicit `public`/`secret` values are unique: a generated body may repeat one already used,
 # which Sentry's contract answers with a 400 field error. No schema can say "unique", so for
@@ -110,8 +130,18 @@ class Options:
     read_only_token: str | None = None
     """A token of the organization with project:read only."""
     junit: Path | None = None
+    json_report: Path | None = None
     har: Path | None = None
     vcr: Path | None = None
+    request_timeout: float = REQUEST_TIMEOUT
+    """Seconds each request may take; a slower operation breaks the contract."""
+
+    @property
+    def reports(self) -> dict[str, Path]:
+        """The reports asked for, by the option that names each."""
+        named = {"--junit-xml": self.junit, "--json-report": self.json_report,
+                 "--har": self.har, "--vcr": self.vcr}  # fmt: skip
+        return {option: path for option, path in named.items() if path is not None}
 
 
 @dataclass(frozen=True)
@@ -130,8 +160,63 @@ class Outcome:
     seen: Observations
     unmet: list[str] = field(default_factory=list)
     """Operations (with what they lacked) that missed a coverage requirement."""
+    phases: dict[str, str] = field(default_factory=dict)
+    """Each phase and how it ended: "success", "failure", "error", "skip" (not asked for) or
+    "not run" (asked for, but the run ended before it)."""
+    hung: list[str] = field(default_factory=list)
+    """Labels of the operations that did not answer within the request timeout."""
     authorized: list[str] = field(default_factory=list)
     """The roles whose authorization the authorization phase proved."""
+
+
+class InputError(Exception):
+    """check's own input cannot be used (exit 2 before any request); one line says why."""
+
+
+def load_contract(spec_file: Path) -> dict[str, Any]:
+    """The contract bundled into one document; InputError in one line when `spec_file` is not
+    a readable JSON or YAML OpenAPI 3.0/3.1 document, or its `$ref`s cannot be resolved."""
+    try:
+        document.version_of(document.read(spec_file), spec_file)
+        spec = openapi.bundle(spec_file)
+    except document.SpecError as exc:
+        raise InputError(str(exc)) from None
+    except Exception as exc:  # Connexion's resolver raises many kinds; each is one bad input
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise InputError(f"{spec_file}: cannot be read as OpenAPI: {first}") from None
+    if not isinstance(spec.get("paths"), dict) or not spec["paths"]:
+        raise InputError(f"{spec_file}: no operations to check (its 'paths' are empty)")
+    return spec
+
+
+def unwritable(path: Path) -> str | None:
+    """Why a report cannot be written at `path` (its folder is made if missing), or None.
+
+    Nothing is written to `path` itself: a run that never starts leaves no empty report."""
+    if path.is_dir():
+        return f"{path} is a folder"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"cannot make the folder {path.parent}: {exc.strerror or exc}"
+    if path.exists() and not os.access(path, os.W_OK):
+        return f"{path} is not writable"
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        return f"the folder {path.parent} is not writable"
+    return None
+
+
+def check_reports(options: Options) -> None:
+    """InputError naming the first report that cannot be written."""
+    for option, path in options.reports.items():
+        problem = unwritable(path)
+        if problem is not None:
+            raise InputError(f"{option}: {problem}")
+
+
+def operation_names(spec: Mapping[str, Any]) -> dict[str, str]:
+    """Schemathesis's label of each operation (`METHOD /path`) -> its operationId."""
+    return {label: op.operation_id for label, op in observations.operations_of(spec).items()}
 
 
 def reachable(base_url: str, seconds: float) -> str | None:
@@ -157,16 +242,20 @@ def schemathesis_command(
 ) -> list[str]:
     """The Schemathesis CLI call that runs every check against `base_url` (the token is in the
     configuration, `schemathesis_config`)."""
-    reports = {"ndjson": events, "har": options.har, "vcr": options.vcr}
+    reports = {"har": options.har, "vcr": options.vcr}
     chosen = {name: path for name, path in reports.items() if path is not None}
+    # The files are named as the folder Schemathesis runs in sees them: a path in a temporary
+    # folder would not fit Schemathesis's 80 columns, and its wrapped tail would show alone.
     command = [
         sys.executable, "-c", "import sys; from schemathesis.cli import schemathesis; "
         "sys.exit(schemathesis())",
-        "--config-file", str(config_file), "run", str(spec_file), "--url", base_url,
+        "--config-file", config_file.name, "run", spec_file.name, "--url", base_url,
         "--checks", "all", "--phases", ",".join(p for p in options.phases if p in PHASES),
         "--max-examples", str(options.max_examples),
         "--workers", "1",
-        "--report", ",".join(chosen),
+        "--request-timeout", f"{options.request_timeout:g}",
+        "--report", ",".join(["ndjson", *chosen]),
+        "--report-ndjson-path", str(events),
     ]  # fmt: skip
     for name, path in chosen.items():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -177,7 +266,7 @@ def schemathesis_command(
 
 
 def check(
-    spec_file: Path,
+    spec_file: Path | Mapping[str, Any],
     base_url: str,
     token: str,
     org: str,
@@ -185,24 +274,33 @@ def check(
     options: Options,
     echo: Callable[[str], None] = lambda line: None,
     wait: float = 0,
+    listen: Listener = lambda name, payload: None,
 ) -> Outcome:
     """Run the suite, once the server accepts connections (within `wait` seconds); every line
-    of Schemathesis's report goes to `echo`, token masked."""
+    of Schemathesis's report goes to `echo`, token masked, and each of its events to `listen`
+    as it happens. `spec_file` may be the contract already bundled (`load_contract`)."""
     base_url = base_url.rstrip("/")
-    spec = openapi.bundle(spec_file)
+    spec = load_contract(spec_file) if isinstance(spec_file, Path) else dict(spec_file)
+    not_run = {phase: "not run" if phase in options.phases else "skip"
+               for phase in PHASES + OWN_PHASES}  # fmt: skip
     not_answering = reachable(base_url, wait)
     if not_answering is not None:
         seen = Observations(operations=observations.operations_of(spec))
         waited = f" (waited {wait:g} s)" if wait else ""
         cause = f"cannot reach {base_url}{waited}: {not_answering}"
-        return Outcome(Verdict(UNTESTED, cause), seen)
-    from clientkeys.check import phases  # (here: it imports this module's verdicts)
+        return Outcome(Verdict(UNTESTED, cause), seen, phases=not_run)
+    stopped = first_request(spec, base_url, token, org, project, options.request_timeout)
+    if stopped is not None:
+        seen = Observations(operations=observations.operations_of(spec))
+        return Outcome(stopped, seen, phases=not_run)
+    from clientkeys.check import phases as own  # (here: it imports this module's verdicts)
 
     fuzzed = any(phase in PHASES for phase in options.phases)
-    seen, returncode = Observations(operations=observations.operations_of(spec)), OK
+    run = _Run(listen, Observations(operations=observations.operations_of(spec)))
     if fuzzed:
-        seen, returncode = _schemathesis(spec, base_url, token, org, project, options, echo)
-    answering = seen.statuses and _setup_problem(seen, org, project) is None
+        run = _schemathesis(spec, base_url, token, org, project, options, echo, listen)
+    seen = run.seen
+    answering = seen.statuses and not run.hung and _setup_problem(seen, org, project) is None
     if answering:
         # The server really answers: ask for what generated cases cannot reach. (Imported here:
         # probes send with aiohttp, from the check extra; `serve` imports this module.)
@@ -210,14 +308,111 @@ def check(
 
         chosen = probes.probes(token, org, options.forbidden_token)
         probes.run(seen, spec, base_url, project, chosen)
-    tally = phases.Tally()
+    tally = own.Tally()
     if answering or not fuzzed:
-        tally = phases.run(spec, seen, base_url, token, org, project, options)
+        tally = own.run(spec, seen, base_url, token, org, project, options)
     unmet = unmet_requirements(seen, options.requirements)
-    found = verdict(seen, returncode, org, project, unmet, options.requirements)
+    hung = [_named(seen, label, options.request_timeout) for label in run.hung]
+    found = verdict(seen, run.returncode, org, project, unmet, options.requirements, hung)
     if not fuzzed and not tally.requests:
-        found = phases.nothing_sent(tally)
-    return Outcome(phases.amend(found, tally, options), seen, unmet, tally.authorization)
+        found = own.nothing_sent(tally)
+    ran = {phase: "done" for phase in OWN_PHASES if phase in options.phases and tally.requests}
+    statuses = {
+        phase: {**run.phases, **ran}.get(phase, status) for phase, status in not_run.items()
+    }
+    return Outcome(own.amend(found, tally, options), seen, unmet, phases=statuses, hung=run.hung,
+                   authorized=tally.authorization)  # fmt: skip
+
+
+def _named(seen: Observations, label: str, timeout: float) -> str:
+    operation = seen.operations.get(label)
+    name = f"{operation.operation_id} ({label})" if operation else label
+    return f"{name} did not answer within {timeout:g} s"
+
+
+def first_request(
+    spec: Mapping[str, Any], base_url: str, token: str, org: str, project: str, timeout: float
+) -> Verdict | None:
+    """The verdict when the first request already shows the run cannot succeed: the token
+    rejected (401, 403), the organization or project missing (404), no answer in time. The
+    request is a GET that names only the organization and the project (listing the keys);
+    a contract without one is not tried."""
+    found = _setup_operation(spec)
+    if found is None:
+        return None
+    path, operation_id = found
+    values = {"org": org, "project": project}
+    for name, which in SETUP_PARAMETERS.items():
+        path = path.replace("{" + name + "}", urllib.parse.quote(values[which], safe=""))
+    request = urllib.request.Request(
+        base_url + path, headers={"Authorization": f"Bearer {token}", "Accept": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            status = response.status
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+    except (OSError, http.client.HTTPException) as exc:  # URLError and timeouts are OSErrors
+        if isinstance(getattr(exc, "reason", exc), TimeoutError):
+            return Verdict(BROKEN, f"{operation_id} (GET {found[0]}) did not answer within "
+                                   f"{timeout:g} s; nothing else was tried")  # fmt: skip
+        return None  # not answering at all: Schemathesis's run says how
+    if status in (401, 403):
+        return Verdict(UNTESTED, f"the token was rejected: all requests stop at the first, "
+                                 f"answered 401 or 403 ({operation_id} answered {status}); it "
+                                 f"needs every project scope on {org!r}")  # fmt: skip
+    if status == 404:
+        return Verdict(UNTESTED, f"organization {org!r} or project {project!r} not found: the "
+                                 f"first request ({operation_id}) answered 404")  # fmt: skip
+    return None
+
+
+def _setup_operation(spec: Mapping[str, Any]) -> tuple[str, str] | None:
+    """The path and operationId of a GET whose only parameters are the organization and the
+    project slugs (the most of them), or None."""
+    best: tuple[int, str, str] | None = None
+    for path, item in spec.get("paths", {}).items():
+        operation = item.get("get")
+        if operation is None:
+            continue
+        names = set(re.findall(r"{([^}/]+)}", path))
+        parameters = [*item.get("parameters", []), *operation.get("parameters", [])]
+        required = [p for p in parameters if p.get("required") and p.get("in") != "path"]
+        if names and names <= SETUP_PARAMETERS.keys() and not required:
+            if best is None or len(names) > best[0]:
+                best = (len(names), path, str(operation.get("operationId", f"GET {path}")))
+    return None if best is None else best[1:]
+
+
+@dataclass
+class _Run:
+    """What one Schemathesis process did, as its events showed it while it ran."""
+
+    listen: Listener
+    seen: Observations = field(default_factory=lambda: Observations(operations={}))
+    returncode: int = 0
+    phases: dict[str, str] = field(default_factory=dict)
+    hung: list[str] = field(default_factory=list)
+    stop: Callable[[], None] = lambda: None
+
+    def event(self, name: str, payload: Mapping[str, Any]) -> None:
+        """One event of the log: passed on, and a request that timed out stops the run."""
+        self.listen(name, payload)
+        if name == "PhaseFinished":
+            phase = (payload.get("phase") or {}).get("name", "")
+            if phase in PHASES:
+                self.phases[phase] = str(payload.get("status", ""))
+        elif name == "NonFatalError" and _timed_out(payload.get("value")):
+            label = str(payload.get("label", ""))
+            if label not in self.hung:
+                self.hung.append(label)
+            self.stop()
+
+
+def _timed_out(value: Any) -> bool:
+    """Whether an error event says a request got no answer in time."""
+    kind = value.get("type", "") if isinstance(value, dict) else ""
+    return "Timeout" in str(kind)
 
 
 def _schemathesis(
@@ -228,7 +423,8 @@ def _schemathesis(
     project: str,
     options: Options,
     echo: Callable[[str], None],
-) -> tuple[Observations, int]:
+    listen: Listener,
+) -> _Run:
     """Run Schemathesis's CLI in a private folder; what it saw, and its exit code."""
     with tempfile.TemporaryDirectory(prefix="clientkeys-check-") as folder:
         work = Path(folder)
@@ -239,28 +435,66 @@ def _schemathesis(
             schemathesis_config(org, project, "${" + TOKEN_VARIABLE + "}")
             + PRIVATE.format(sanitize=str(not masked).lower())
         )
-        command = schemathesis_command(bundled, config, base_url, events, options)
-        returncode = _run(command, work, echo, token, masked)
+        run = _Run(listen)
+        run.returncode = _run(
+            lambda log: schemathesis_command(bundled, config, base_url, log, options),
+            work, events, run, echo, token, masked,
+        )  # fmt: skip
         for report in (options.har, options.vcr):
             if report is not None and report.exists() and masked:
                 report.write_text(observations.mask(report.read_text(), token))
-        return observations.read(events, spec, token if masked else ""), returncode
+        run.seen = observations.read(events, spec, token if masked else "")
+        return run
 
 
 def _run(
-    command: list[str], work: Path, echo: Callable[[str], None], token: str, masked: bool
+    command_for: Callable[[Path], list[str]],
+    work: Path,
+    events: Path,
+    run: _Run,
+    echo: Callable[[str], None],
+    token: str,
+    masked: bool,
 ) -> int:
+    """Run Schemathesis with its event log written into a pipe, which a thread copies to
+    `events` and passes to `run` line by line, as it comes."""
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "NO_COLOR": "1", TOKEN_VARIABLE: token,
            "HYPOTHESIS_STORAGE_DIRECTORY": str(work / "hypothesis")}  # fmt: skip
     token = token if masked else ""
-    with subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=work
-    ) as process:
+    reading, writing = os.pipe()
+    log = Path(f"/dev/fd/{writing}")
+    try:
+        process = subprocess.Popen(
+            command_for(log), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env=env, cwd=work, pass_fds=(writing,),
+        )  # fmt: skip
+    finally:
+        os.close(writing)  # the child's copy alone keeps the pipe open: its exit ends the log
+    run.stop = process.terminate
+    follower = threading.Thread(target=_follow, args=(reading, events, run.event), daemon=True)
+    follower.start()
+    with process:
         assert process.stdout is not None
         for line in process.stdout:
-            if str(work) not in line:  # the event log is ours, and gone after the run
+            if str(work) not in line and str(log) not in line:  # private files, gone after
                 echo(observations.mask(line.rstrip("\n"), token))
+    follower.join()
     return process.returncode
+
+
+def _follow(reading: int, events: Path, take: Listener) -> None:
+    """Copy the event log from the pipe `reading` into `events`, each event passed to `take`
+    once its line is complete."""
+    with open(reading, encoding="utf-8") as pipe, events.open("w", encoding="utf-8") as copy:
+        for line in pipe:
+            copy.write(line)
+            try:
+                decoded = json.loads(line)
+            except json.JSONDecodeError:  # a run cut short leaves a partial last line
+                continue
+            if isinstance(decoded, dict):
+                for name, payload in decoded.items():
+                    take(name, payload)
 
 
 # The verdict ------------------------------------------------------------------------------------
@@ -273,8 +507,12 @@ def verdict(
     project: str,
     unmet: Sequence[str] = (),
     requirements: Sequence[str] = (),
+    hung: Sequence[str] = (),
 ) -> Verdict:
-    """0, 1 or 2 with a one-line cause, from what the run saw (not from its exit code alone)."""
+    """0, 1 or 2 with a one-line cause, from what the run saw (not from its exit code alone).
+    `hung` names the operations that did not answer in time (the run stopped at the first)."""
+    if hung:
+        return Verdict(BROKEN, "; ".join(hung) + "; the run stopped there")
     setup = _setup_problem(seen, org, project)
     if setup is not None:
         return Verdict(UNTESTED, setup)

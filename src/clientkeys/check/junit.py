@@ -3,7 +3,8 @@
 Each operation is a test class (its operationId); its test cases are every check that ran, plus
 `documented 2xx answered` and one per `--require` goal (`--require authorization` is one case of
 the whole run). A failure carries the violation and the failing request as a `curl` command; a
-check that never ran on an operation is skipped. A run that could not really test anything has
+check that never ran on an operation is skipped; an operation that did not answer within the
+request timeout fails `answered in time`. A run that stopped before anything was answered has
 one errored `setup` case with the cause.
 """
 
@@ -14,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from xml.etree import ElementTree
 
-from clientkeys.check.contract import AUTHORIZATION, UNTESTED, Outcome, wants
+from clientkeys.check.contract import AUTHORIZATION, OK, Outcome, wants
 from clientkeys.check.observations import Operation
 
 SUITE = "clientkeys check"
@@ -26,9 +27,12 @@ def write(outcome: Outcome, path: Path, requirements: Sequence[str] = ()) -> Non
     """Write the JUnit XML report of a finished check to `path`."""
     suite = ElementTree.Element("testsuite", name=SUITE)
     seen = outcome.seen
-    if outcome.verdict.code == UNTESTED and not any(op.statuses for op in seen.operations.values()):
+    if outcome.verdict.code != OK and not any(op.statuses for op in seen.operations.values()):
         _case(suite, SUITE, "setup", error=outcome.verdict.cause)
     for op in seen.operations.values():
+        if op.label in outcome.hung:
+            cause = outcome.verdict.cause
+            _case(suite, op.operation_id, "answered in time", failure=(cause, cause))
         for check in seen.checks:
             _check_case(suite, op, check)
         _coverage_cases(suite, op, [goal for goal in requirements if goal != AUTHORIZATION])
