@@ -39,7 +39,7 @@ import urllib.parse
 import urllib.request
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -201,7 +201,10 @@ def unwritable(path: Path) -> str | None:
         return f"cannot make the folder {path.parent}: {exc.strerror or exc}"
     if path.exists() and not os.access(path, os.W_OK):
         return f"{path} is not writable"
-    if not os.access(path.parent, os.W_OK | os.X_OK):
+    try:  # a real write: permission bits do not tell for root, nor on read-only file systems
+        with tempfile.TemporaryFile(dir=path.parent):
+            pass
+    except OSError:
         return f"the folder {path.parent} is not writable"
     return None
 
@@ -311,6 +314,9 @@ def check(
     tally = own.Tally()
     if answering or not fuzzed:
         tally = own.run(spec, seen, base_url, token, org, project, options)
+    # Without Schemathesis only the operations the own phases reach were asked anything: the
+    # others are out of this run (and its reports), not untested by it.
+    seen = seen if fuzzed else replace(seen, operations=_asked(seen))
     unmet = unmet_requirements(seen, options.requirements)
     hung = [_named(seen, label, options.request_timeout) for label in run.hung]
     found = verdict(seen, run.returncode, org, project, unmet, options.requirements, hung)
@@ -322,6 +328,10 @@ def check(
     }
     return Outcome(own.amend(found, tally, options), seen, unmet, phases=statuses, hung=run.hung,
                    authorized=tally.authorization)  # fmt: skip
+
+
+def _asked(seen: Observations) -> dict[str, Operation]:
+    return {label: op for label, op in seen.operations.items() if op.cases or op.statuses}
 
 
 def _named(seen: Observations, label: str, timeout: float) -> str:
