@@ -86,13 +86,13 @@ def proxy(
 
     With a COMMAND after `--` (e.g. `-- pytest tests/`), the proxy runs it with
     CLIENTKEYS_PROXY_URL set, then stops, prints the summary and exits with the command's
-    status, or 1 if it passed but there were violations.
+    status, or 1 if it passed but there were violations or no request came through.
     """
     require_extra("proxy", "aiohttp")
     import asyncio
 
     from clientkeys.openapi.conformance import Ledger
-    from clientkeys.proxy.app import create_proxy_app, exit_status, run
+    from clientkeys.proxy.app import create_proxy_app, run, verdict
 
     settings = load_settings()
     ledger = Ledger(log_file or sys.stderr)
@@ -106,4 +106,7 @@ def proxy(
 
     status = asyncio.run(run(app, host, port, command, announce, log_level))
     click.echo("\n".join(ledger.summary()), err=True)
-    raise SystemExit(exit_status(status, ledger))
+    code, reason = verdict(status, ledger, wrapped=bool(command))
+    if reason:
+        click.echo(f"clientkeys proxy: {reason}", err=True)
+    raise SystemExit(code)
