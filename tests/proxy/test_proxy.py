@@ -11,14 +11,13 @@ import socketserver
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+from proxies import proxy_command, proxying
 
 from broken_server import ORG, PROJECT, running
 from clientkeys.testing.plugin import ClientKeys, free_port
@@ -53,37 +52,6 @@ print(json.dumps(seen))
 CLEAN = {"list": 200, "create": 201, "retrieve": 200, "update": 200, "delete": 204}
 SLOPPY = {"long name": 400, "per_page": 400, "cursor": 400, "no token": 401, "isActive": 400,
           "too big": 413}  # fmt: skip
-
-
-def proxy_command(upstream: str, *args: str) -> list[str]:
-    return [sys.executable, "-m", "clientkeys", "proxy", "--upstream", upstream, *args]
-
-
-@contextmanager
-def proxying(upstream: str, tmp_path: Path, *args: str) -> Iterator[str]:
-    """A `clientkeys proxy` in front of `upstream` until the block ends; yields its URL."""
-    port = free_port()
-    log = tmp_path / "proxy.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(proxy_command(upstream, "--port", str(port), *args),
-                                   stdout=output, stderr=subprocess.STDOUT)  # fmt: skip
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 30
-            while not _answers(f"{url}/__proxy/violations"):
-                assert process.poll() is None and time.monotonic() < deadline, log.read_text()
-                time.sleep(0.05)
-            yield url
-        finally:
-            process.terminate()
-            process.wait(timeout=10)
-
-
-def _answers(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=1).status_code == 200
-    except requests.ConnectionError:
-        return False
 
 
 def run_client(
