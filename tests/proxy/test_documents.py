@@ -3,13 +3,14 @@ every parameter location, an API key in the query; its own documented error in e
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 from pets import BAD_REQUEST, pets_upstream, write_pets
-from proxies import proxying
+from proxies import proxy_command, proxying
 
 KEY = {"api_key": "k"}
 
@@ -79,4 +80,15 @@ def test_enforce_mode_answers_the_documents_own_documented_error(tmp_path: Path)
     assert [(v["rule"], v["where"], v["status"]) for v in found] == [
         ("request.parameter", "path.petId", 400),
         ("request.parameter", "query.colour", 400),
+    ]
+
+
+def test_a_document_the_engine_cannot_read_stops_the_start_in_one_line(tmp_path: Path) -> None:
+    spec = tmp_path / "broken.yaml"
+    spec.write_text("openapi: 3.0.0\npaths: [1\n")
+    command = proxy_command("http://127.0.0.1:9", "--spec", str(spec), "--", "true")
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"Error: {spec}: invalid YAML at line 3, column 1: did not find expected ',' or ']'"
     ]

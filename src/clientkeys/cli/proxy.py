@@ -36,7 +36,8 @@ from clientkeys.config import (
     default="report",
     show_default=True,
     help="report: forward everything, record violations. enforce: answer a request that breaks "
-    "the contract with the error a validating clientkeys gives, without forwarding it.",
+    "the contract with the document's own documented error (for clientkeys' spec, the error a "
+    "validating clientkeys gives), without forwarding it.",
 )
 @click.option(
     "--spec",
@@ -92,13 +93,18 @@ def proxy(
     import asyncio
 
     from clientkeys.openapi.conformance import Ledger
+    from clientkeys.openapi.document import SpecError
     from clientkeys.proxy.app import create_proxy_app, run, verdict
 
     settings = load_settings()
     ledger = Ledger(log_file or sys.stderr)
-    app = create_proxy_app(spec_file or settings.spec_dir / "openapi.json", upstream,
-                           ledger=ledger, mode=mode, rewrite_urls=rewrite_urls,
-                           max_body_bytes=settings.max_body_bytes)  # fmt: skip
+    try:
+        app = create_proxy_app(spec_file or settings.spec_dir / "openapi.json", upstream,
+                               ledger=ledger, mode=mode, rewrite_urls=rewrite_urls,
+                               max_body_bytes=settings.max_body_bytes)  # fmt: skip
+    except SpecError as exc:  # as `clientkeys mock` says it
+        click.echo(f"Error: {exc}", err=True)
+        raise SystemExit(2) from None
 
     def announce(url: str) -> None:
         click.echo(f"clientkeys proxy: {url} -> {upstream} ({mode} mode); "
