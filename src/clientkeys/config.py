@@ -485,7 +485,8 @@ class ProxySettings(Group):
     proxy_mode: str = setting(
         "report",
         "report: forward everything, record violations. enforce: answer a request that breaks "
-        "the contract with the error a validating clientkeys gives, without forwarding it.",
+        "the contract with the document's own documented error (for clientkeys' spec, the error "
+        "a validating clientkeys gives), without forwarding it.",
         one_of(PROXY_MODES), flag="--mode", choices=PROXY_MODES,
     )  # fmt: skip
     proxy_log_level: str = setting(

@@ -12,15 +12,14 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+from proxies import proxy_command, proxying
 
 from broken_server import ORG, PROJECT, running
-from clientkeys.testing import runner
 from clientkeys.testing.plugin import ClientKeys
 from clientkeys.testing.runner import free_port
 
@@ -54,20 +53,6 @@ print(json.dumps(seen))
 CLEAN = {"list": 200, "create": 201, "retrieve": 200, "update": 200, "delete": 204}
 SLOPPY = {"long name": 400, "per_page": 400, "cursor": 400, "no token": 401, "isActive": 400,
           "too big": 413}  # fmt: skip
-
-
-def proxy_command(upstream: str, *args: str) -> list[str]:
-    return [sys.executable, "-m", "clientkeys", "proxy", "--upstream", upstream, *args]
-
-
-@contextmanager
-def proxying(upstream: str, tmp_path: Path, *args: str) -> Iterator[str]:
-    """A `clientkeys proxy` in front of `upstream` until the block ends; yields its URL."""
-    port = free_port()
-    command = proxy_command(upstream, "--port", str(port), *args)
-    log = tmp_path / "proxy.log"
-    with runner.running(command, port, log, path="/__proxy/violations", ok_only=True) as proxy:
-        yield proxy.url
 
 
 def run_client(

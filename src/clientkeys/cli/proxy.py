@@ -57,22 +57,27 @@ def proxy(
 
     With a COMMAND after `--` (e.g. `-- pytest tests/`), the proxy runs it with
     CLIENTKEYS_PROXY_URL set, then stops, prints the summary and exits with the command's
-    status, or 1 if it passed but there were violations.
+    status, or 1 if it passed but there were violations or no request came through.
     """
     require_extra("proxy", "aiohttp")
     import asyncio
 
     from clientkeys.openapi.conformance import Ledger
-    from clientkeys.proxy.app import create_proxy_app, exit_status, run
+    from clientkeys.openapi.document import SpecError
+    from clientkeys.proxy.app import create_proxy_app, run, verdict
 
     given = ProxySettings(**flags)
     upstream, mode = str(given.proxy_upstream), given.proxy_mode
     host, port, log_level = given.proxy_host, given.proxy_port, given.proxy_log_level
     settings = load_settings()
     ledger = Ledger(log_file or sys.stderr)
-    app = create_proxy_app(spec_file or settings.spec_dir / "openapi.json", upstream,
-                           ledger=ledger, mode=mode, rewrite_urls=rewrite_urls,
-                           max_body_bytes=settings.max_body_bytes)  # fmt: skip
+    try:
+        app = create_proxy_app(spec_file or settings.spec_dir / "openapi.json", upstream,
+                               ledger=ledger, mode=mode, rewrite_urls=rewrite_urls,
+                               max_body_bytes=settings.max_body_bytes)  # fmt: skip
+    except SpecError as exc:  # as `clientkeys mock` says it
+        click.echo(f"Error: {exc}", err=True)
+        raise SystemExit(2) from None
 
     def announce(url: str) -> None:
         click.echo(f"clientkeys proxy: {url} -> {upstream} ({mode} mode); "
@@ -80,4 +85,7 @@ def proxy(
 
     status = asyncio.run(run(app, host, port, command, announce, log_level))
     click.echo("\n".join(ledger.summary()), err=True)
-    raise SystemExit(exit_status(status, ledger))
+    code, reason = verdict(status, ledger, wrapped=bool(command))
+    if reason:
+        click.echo(f"clientkeys proxy: {reason}", err=True)
+    raise SystemExit(code)

@@ -79,6 +79,8 @@ def messages(error: ValidationError) -> Iterator[tuple[tuple[str, ...], str]]:
         for sub in first or error.context[:1]:
             yield from messages(sub)
         return
+    if keyword == "type" and isinstance(value, list):  # 3.0's `nullable`, as the engine spells it
+        value = next((kind for kind in value if kind != "null"), value)
     if keyword == "type" and instance is None:
         yield path, "This field may not be null."
     elif keyword == "type" and value == "object":

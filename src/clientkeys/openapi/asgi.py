@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
 from starlette.types import Receive, Scope, Send
@@ -57,6 +59,10 @@ class ErrorDialect:
         before its request checks; None (this one's) leaves the request to them."""
         return None
 
+    def explain(self, operation: Operation, problem: Problem, incoming: Incoming) -> str:
+        """What a violation record says about one problem of a request."""
+        return problem.message
+
     def denied(self, operation: Operation, denied: Denied, incoming: Incoming) -> Answer:
         """The operation's documented 401 (or 403) when there is one, else the mock's."""
         headers = {"WWW-Authenticate": denied.challenge} if denied.challenge else {}
@@ -92,7 +98,98 @@ class ErrorDialect:
         return _json(500, {"detail": message})
 
 
-class MockApp:
+class DocumentedErrors(ErrorDialect):
+    """The document's own answer to an invalid request: its documented 400 (or 422, 4XX,
+    default) with its example, or a body made valid against its schema; the generic 422 only
+    when it documents none (or none can be made)."""
+
+    INVALID_CODES = ("400", "422", "4XX", "4xx", "default")
+
+    def invalid(self, operation: Operation, problems: list[Problem], incoming: Incoming) -> Answer:
+        key = next((k for k in self.INVALID_CODES if k in operation.responses), None)
+        if key is None:
+            return super().invalid(operation, problems, incoming)
+        prefer = Prefer(code=key if key.isdigit() else "400")
+        try:
+            return self.responder.answer(operation, prefer, incoming.headers.get("accept"))
+        except Unmockable:
+            return super().invalid(operation, problems, incoming)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why the pipeline refuses a request, and the answer its dialect gives."""
+
+    answer: Answer
+    rule: str
+    """What is wrong: path, method, auth, media-type, a refusal of the dialect's own
+    (`dialect`), or parameters and body (`invalid`, with the `problems`)."""
+    problems: list[Problem] = field(default_factory=list)
+
+
+class Pipeline:
+    """The steps every app of a document shares, before it produces an answer: route, check
+    the credentials, check the parameters and body. The mock answers from the document; the
+    proxy forwards to its upstream. Refusals are worded by the app's `ErrorDialect`."""
+
+    def __init__(
+        self,
+        document: Document,
+        schemas: Schemas,
+        index: Index,
+        *,
+        tokens: Tokens = None,
+        dialect: type[ErrorDialect] = ErrorDialect,
+        strict_query: bool = False,
+    ) -> None:
+        self.document, self.schemas, self.index = document, schemas, index
+        self.checker = Checker(document, schemas)
+        self.responder = Responder(document, schemas)
+        self.errors = dialect(self.responder)
+        self.tokens = tokens
+        self.strict_query = strict_query
+        """Refuse query parameters the operation does not describe (as serve does)."""
+        self._query_keys = frozenset(
+            str(s.get("name")) for s in index.security_schemes.values()
+            if s.get("type") == "apiKey" and s.get("in") == "query"
+        )  # fmt: skip
+
+    def route(self, method: str, path: str) -> tuple[Operation, dict[str, str]] | Refusal:
+        """The operation for a request and its raw path values; or the 404 or 405."""
+        matched = self.index.router.match(path)
+        if matched is None:
+            return Refusal(self.errors.not_found(method, path), "path")
+        operations, raw_values = matched
+        operation = operations.get(method.lower()) or (
+            operations.get("get") if method == "HEAD" else None
+        )
+        if operation is None:
+            return Refusal(self.errors.not_allowed(method, _allowed(operations)), "method")
+        return operation, dict(zip(operation.path_names, raw_values, strict=False))
+
+    def judge(self, operation: Operation, incoming: Incoming) -> Refusal | None:
+        """None for a request that keeps the contract; else why not, and the answer."""
+        credentials = Credentials(
+            incoming.headers, grouped(incoming.query), cookies(incoming.headers.get("cookie", ""))
+        )
+        denied = check(operation.security, self.index.security_schemes, credentials, self.tokens)
+        if denied is not None:
+            return Refusal(self.errors.denied(operation, denied, incoming), "auth")
+        try:
+            refused = self.errors.refuse(operation, incoming)
+            if refused is not None:
+                return Refusal(refused, "dialect")
+            problems = self.checker.problems(operation, incoming)
+        except UnsupportedMedia as error:
+            return Refusal(self.errors.unsupported(error), "media-type")
+        if self.strict_query:
+            problems = self.checker.unknown_query(operation, incoming, self._query_keys) + problems
+        if problems:
+            return Refusal(self.errors.invalid(operation, problems, incoming), "invalid", problems)
+        return None
+
+
+class MockApp(Pipeline):
     """The ASGI app of one document."""
 
     def __init__(
@@ -106,11 +203,7 @@ class MockApp:
         max_body_bytes: int = 1 << 20,
         dialect: type[ErrorDialect] = ErrorDialect,
     ) -> None:
-        self.document, self.schemas, self.index = document, schemas, index
-        self.checker = Checker(document, schemas)
-        self.responder = Responder(document, schemas)
-        self.errors = dialect(self.responder)
-        self.tokens = tokens
+        super().__init__(document, schemas, index, tokens=tokens, dialect=dialect)
         self.cors = cors
         self.max_body_bytes = max_body_bytes
 
@@ -126,14 +219,8 @@ class MockApp:
             return
         if scope["type"] != "http":
             return
-        headers: dict[str, str] = {}
-        for name, value in scope["headers"]:
-            key = name.decode("latin-1").lower()
-            text = value.decode("latin-1")
-            headers[key] = f"{headers[key]}, {text}" if key in headers else text
-        method = scope["method"]
-        raw = scope.get("raw_path")
-        path = raw.decode("latin-1").split("?")[0] if raw else scope["path"]
+        headers = request_headers(scope)
+        method, path = scope["method"], request_path(scope)
         try:
             answer, delay = await self._answer(method, path, scope, headers, receive)
         except Exception:  # a bug of the mock must not cost the client its connection
@@ -148,44 +235,25 @@ class MockApp:
     ) -> tuple[Answer, int]:
         if method == "OPTIONS" and self.cors and "access-control-request-method" in headers:
             return self._preflight(path, headers), 0
-        matched = self.index.router.match(path)
-        if matched is None:
-            return self.errors.not_found(method, path), 0
-        operations, raw_values = matched
-        operation = operations.get(method.lower()) or (
-            operations.get("get") if method == "HEAD" else None
-        )
-        if operation is None:
-            return self.errors.not_allowed(method, _allowed(operations)), 0
+        routed = self.route(method, path)
+        if isinstance(routed, Refusal):
+            return routed.answer, 0
+        operation, values = routed
         body = await _read(receive, self.max_body_bytes)
         if body is None:
             return self.errors.too_large(self.max_body_bytes), 0
-        values = dict(zip(operation.path_names, raw_values, strict=False))
-        incoming = Incoming(values, _query(scope.get("query_string", b"")), headers, body)
+        incoming = Incoming(values, query_pairs(scope.get("query_string", b"")), headers, body)
         return self._operation_answer(operation, incoming)
 
     def _operation_answer(self, operation: Operation, incoming: Incoming) -> tuple[Answer, int]:
         """Security, validation and the answer for a request routed to `operation`."""
-        headers = incoming.headers
-        credentials = Credentials(
-            headers, grouped(incoming.query), cookies(headers.get("cookie", ""))
-        )
         try:
-            prefer = Prefer.parse(headers.get("prefer"))
-            denied = check(
-                operation.security, self.index.security_schemes, credentials, self.tokens
-            )
-            if denied is not None:
-                return self.errors.denied(operation, denied, incoming), 0
-            refused = self.errors.refuse(operation, incoming)
-            if refused is not None:
-                return refused, 0
-            problems = self.checker.problems(operation, incoming)
-            if problems:
-                return self.errors.invalid(operation, problems, incoming), 0
-            return self.responder.answer(operation, prefer, headers.get("accept")), prefer.delay_ms
-        except UnsupportedMedia as error:
-            return self.errors.unsupported(error), 0
+            prefer = Prefer.parse(incoming.headers.get("prefer"))
+            refusal = self.judge(operation, incoming)
+            if refusal is not None:
+                return refusal.answer, 0
+            answer = self.responder.answer(operation, prefer, incoming.headers.get("accept"))
+            return answer, prefer.delay_ms
         except PreferError as error:
             return self.errors.bad_prefer(str(error)), 0
         except Unmockable as error:
@@ -225,10 +293,25 @@ def _allowed(operations: Mapping[str, Operation]) -> list[str]:
     return methods + (["HEAD"] if "GET" in methods and "HEAD" not in methods else [])
 
 
-def _query(raw: bytes) -> list[tuple[str, str]]:
-    from urllib.parse import parse_qsl
-
+def query_pairs(raw: bytes) -> list[tuple[str, str]]:
+    """A query string's (name, value) pairs, blank values kept."""
     return parse_qsl(raw.decode("latin-1"), keep_blank_values=True)
+
+
+def request_headers(scope: Scope) -> dict[str, str]:
+    """The request's headers by lowercase name; repeated ones joined with ", "."""
+    headers: dict[str, str] = {}
+    for name, value in scope["headers"]:
+        key = name.decode("latin-1").lower()
+        text = value.decode("latin-1")
+        headers[key] = f"{headers[key]}, {text}" if key in headers else text
+    return headers
+
+
+def request_path(scope: Scope) -> str:
+    """The path as sent (still percent-encoded: the router decodes each segment itself)."""
+    raw = scope.get("raw_path")
+    return raw.decode("latin-1").split("?")[0] if raw else str(scope["path"])
 
 
 async def _read(receive: Receive, limit: int) -> bytes | None:

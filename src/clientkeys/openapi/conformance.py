@@ -1,11 +1,11 @@
 """Which rule of the contract a request or a response breaks, as precise violation records.
 
-`Contract` indexes a resolved spec by method and path template; `check_response` checks an
-answer against its operation (documented status, media type, required headers, body schema) the
-way the server's own response validation does (Connexion's draft-4 validator with OpenAPI's
-`nullable`, compiled validators on the fast path). `rejection_violations` turns the error a
-validating server answers to a bad request into records naming the part of the request at fault.
-Used by `clientkeys proxy`; nothing here does I/O.
+`ResponseChecks` checks an answer against its operation of the engine's index (documented
+status, media type, required headers, body schema) with the engine's compiled schemas;
+`refused` turns the pipeline's refusal of a request (`asgi.Refusal`) into records naming the
+part of the request at fault. `Ledger` keeps them, up to a cap. `Contract` and `check_response`
+do the same response checks over a bundled (dereferenced) spec, for `check.probes`. Used by
+`clientkeys proxy` and `clientkeys check`; nothing here does I/O.
 """
 
 from __future__ import annotations
@@ -19,19 +19,29 @@ from dataclasses import asdict, dataclass
 from typing import Any, TextIO
 
 import orjson
-from connexion.json_schema import Draft4ResponseValidator
 from jsonschema import Draft4Validator
 
 from clientkeys.openapi import compiled
+from clientkeys.openapi.asgi import ErrorDialect, Refusal
+from clientkeys.openapi.document import escape
+from clientkeys.openapi.operations import Index, Operation
+from clientkeys.openapi.requests import Checker, Incoming, match_media
 from clientkeys.openapi.specs import HTTP_METHODS
 
 MAX_VALUE_CHARS = 200
 """An offending value longer than this is cut in a record."""
 MAX_BODY_ERRORS = 10
 """Schema errors recorded per response body; the first ones name the problem."""
+MAX_KEPT = 1000
+"""Violations a ledger keeps (and logs); the ones after are only counted."""
+MAX_PER_EXCHANGE = 20
+"""Violations kept from one exchange: a request breaking a rule a thousand times is one
+problem, not a thousand records."""
 Broken = tuple[str, str, Any, str]
 """What a check finds: (rule, where, offending value, message)."""
 _FORMATS = Draft4Validator.FORMAT_CHECKER
+_REQUEST_RULES = {"path": "request.path", "method": "request.method", "auth": "request.auth",
+                  "media-type": "request.media-type", "dialect": "request"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -43,9 +53,9 @@ class Violation:
     method: str
     path: str
     rule: str
-    """request.auth, request.parameter, request.body, request.body-size, request.media-type,
-    request.path, request.method; response.status, response.media-type, response.header,
-    response.body; upstream.unreachable."""
+    """request.target, request.parameter, request.body, request.body-size, request.media-type,
+    request.auth, request.path, request.method, request.limit; response.status,
+    response.media-type, response.header, response.body; upstream.unreachable."""
     where: str
     """The field, parameter or header at fault ("" when it is the whole thing)."""
     value: Any
@@ -58,16 +68,24 @@ class Violation:
 
 
 class Ledger:
-    """Every violation seen and every exchange counted; each violation is also written as a JSON
-    line to `log` as it happens."""
+    """The violations seen and the exchanges counted. The first `cap` violations are kept and
+    each is written as a JSON line to `log` as it happens; later ones are only counted
+    (`dropped`), so that a client in a loop cannot fill the memory or the log."""
 
-    def __init__(self, log: TextIO | None = None) -> None:
+    def __init__(self, log: TextIO | None = None, cap: int = MAX_KEPT) -> None:
         self.violations: list[Violation] = []
         self.exchanges = 0
+        self.dropped = 0
         self.unchecked = 0
         """Answers too large to keep whole, streamed through without a body check."""
+        self.cap = cap
         self._log = log
         self._lock = threading.Lock()
+
+    @property
+    def total(self) -> int:
+        """Every violation seen, kept or dropped."""
+        return len(self.violations) + self.dropped
 
     def count(self) -> None:
         with self._lock:
@@ -75,18 +93,29 @@ class Ledger:
 
     def record(self, violations: Sequence[Violation]) -> None:
         with self._lock:
-            self.violations.extend(violations)
+            room = max(0, min(self.cap - len(self.violations), MAX_PER_EXCHANGE))
+            kept = list(violations[:room])
+            self.dropped += len(violations) - len(kept)
+            self.violations.extend(kept)
             if self._log is not None:
-                for violation in violations:
+                for violation in kept:
                     self._log.write(violation.as_json().decode() + "\n")
                 self._log.flush()
+
+    def clear(self) -> None:
+        with self._lock:
+            self.violations.clear()
+            self.dropped = 0
 
     def summary(self) -> list[str]:
         """A few lines for the end of a run: totals, then each (operation, rule, where)."""
         sides = Counter(v.side for v in self.violations)
         by_side = ", ".join(f"{side} {n}" for side, n in sorted(sides.items()))
-        total = f"{len(self.violations)} violations in {self.exchanges} exchanges"
+        total = f"{self.total} violations in {self.exchanges} exchanges"
         lines = [f"clientkeys proxy: {total}" + (f" ({by_side})" if by_side else "")]
+        if self.dropped:
+            lines.append(f"  ({self.dropped} not kept: at most {self.cap} are kept, "
+                         f"{MAX_PER_EXCHANGE} per exchange)")  # fmt: skip
         if self.unchecked:
             lines.append(f"  ({self.unchecked} answers were too large to check their bodies)")
         kinds = Counter((v.operation or v.path, v.rule, v.where) for v in self.violations)
@@ -95,9 +124,144 @@ class Ledger:
         return lines
 
 
+# Responses --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An upstream response as the proxy saw it; `body` is None when it was not kept whole."""
+
+    method: str
+    status: int
+    headers: Mapping[str, str]
+    """Lowercase names."""
+    body: bytes | None
+
+
+def _documented_key(responses: Mapping[str, Any], status: int) -> str | None:
+    candidates = (str(status), f"{status // 100}XX", f"{status // 100}xx", "default")
+    return next((key for key in candidates if key in responses), None)
+
+
+def _undocumented(responses: Mapping[str, Any], status: int) -> Broken:
+    listed = ", ".join(str(key) for key in responses)
+    return "response.status", "", status, f"{status} is not documented (documented: {listed})"
+
+
+class ResponseChecks:
+    """Answers checked against the operations of one document, on its compiled schemas."""
+
+    def __init__(self, index: Index) -> None:
+        self.document, self.schemas = index.document, index.schemas
+        self.checker = Checker(index.document, index.schemas)
+
+    def check(self, operation: Operation, answer: Answer) -> Iterator[Broken]:
+        """Each (rule, where, value, message) the answer breaks."""
+        key = _documented_key(operation.responses, answer.status)
+        if key is None:
+            if operation.responses:  # OpenAPI 3.1 lets an operation document no response
+                yield _undocumented(operation.responses, answer.status)
+            return
+        node, uri, pointer = operation.responses[key]
+        yield from self._headers(node.get("headers") or {}, uri, pointer, answer.headers)
+        if answer.method != "HEAD" and answer.body is not None:
+            yield from self._body(node.get("content") or {}, uri, pointer, answer)
+
+    def _headers(
+        self, documented: Any, uri: str, pointer: str, headers: Mapping[str, str]
+    ) -> Iterator[Broken]:
+        for name, header in documented.items() if isinstance(documented, dict) else []:
+            node, h_uri, h_at = self.document.resolve(
+                header, uri, f"{pointer}/headers/{escape(name)}"
+            )
+            if not isinstance(node, dict) or name.lower() == "content-type":
+                continue  # OpenAPI: a Content-Type header is described by `content`
+            value = headers.get(name.lower())
+            if value is None:
+                if node.get("required"):
+                    yield "response.header", name, None, f"required header {name} is missing"
+                continue
+            if "schema" not in node:
+                continue
+            schema, s_uri, s_at = self.document.resolve(node["schema"], h_uri, f"{h_at}/schema")
+            data = self.checker.coerce(value, schema, s_uri, s_at)
+            for error in _schema_errors(self.schemas.validator(s_uri, s_at), data):
+                yield "response.header", name, _cut(value), error.message
+
+    def _body(self, content: Any, uri: str, pointer: str, answer: Answer) -> Iterator[Broken]:
+        body = answer.body or b""
+        if not content:
+            if body:
+                yield "response.body", "", _cut(body), "documented without a body"
+            return
+        media_type = answer.headers.get("content-type", "").split(";")[0].strip().lower()
+        key = match_media(content, media_type) if media_type else None
+        if key is None:
+            yield _undocumented_media(content, media_type)
+            return
+        entry = content[key]
+        if "json" not in media_type or not isinstance(entry, dict) or "schema" not in entry:
+            return
+        data = _json_body(body, answer.headers)
+        if isinstance(data, _NotJson):
+            yield "response.body", "", _cut(body), f"not JSON: {data.reason}"
+            return
+        at = f"{pointer}/content/{escape(key)}"
+        _, s_uri, s_at = self.document.resolve(entry["schema"], uri, f"{at}/schema")
+        for error in _schema_errors(self.schemas.validator(s_uri, s_at), data):
+            where = ".".join(str(step) for step in error.instance_path)
+            yield "response.body", where, _cut(error.instance), error.message
+
+
+def _schema_errors(validator: Any, data: Any) -> list[Any]:
+    """The first MAX_BODY_ERRORS errors of a compiled validator (none for a value it cannot
+    take, such as a lone surrogate: nothing to say about it that would be true)."""
+    try:
+        if validator.is_valid(data):
+            return []
+        errors = []
+        for error in validator.iter_errors(data):
+            errors.append(error)
+            if len(errors) >= MAX_BODY_ERRORS:
+                break
+        return errors
+    except (UnicodeEncodeError, ValueError, OverflowError):
+        return []
+
+
+def _undocumented_media(content: Mapping[str, Any], media_type: str) -> Broken:
+    listed = ", ".join(content)
+    message = f"media type {media_type or '(none)'} is not documented (documented: {listed})"
+    return "response.media-type", "Content-Type", media_type or None, message
+
+
+@dataclass(frozen=True)
+class _NotJson:
+    reason: str
+
+
+def _json_body(body: bytes, headers: Mapping[str, str]) -> Any:
+    try:
+        return orjson.loads(_decoded(body, headers.get("content-encoding", "")))
+    except (orjson.JSONDecodeError, zlib.error) as exc:
+        return _NotJson(str(exc))
+
+
+def _decoded(body: bytes, encoding: str) -> bytes:
+    encoding = encoding.strip().lower()
+    if encoding == "gzip":
+        return zlib.decompress(body, 16 + zlib.MAX_WBITS)
+    if encoding == "deflate":
+        return zlib.decompress(body)
+    return body
+
+
+# Responses over a bundled spec (check.probes) ---------------------------------------------------
+
+
 @dataclass(frozen=True)
 class Route:
-    """One operation of the contract."""
+    """One operation of a bundled spec."""
 
     method: str
     template: str
@@ -112,7 +276,7 @@ class Route:
 
 
 class Contract:
-    """A resolved spec, indexed for finding the operation of a request."""
+    """A bundled (dereferenced) spec, indexed for finding the operation of a request."""
 
     def __init__(self, spec: Mapping[str, Any], base_path: str = "") -> None:
         self.spec = spec
@@ -144,131 +308,113 @@ def _template_pattern(template: str) -> re.Pattern[str]:
     )
 
 
-# Responses --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Answer:
-    """An upstream response as the proxy saw it; `body` is None when it was not kept whole."""
-
-    method: str
-    status: int
-    headers: Mapping[str, str]
-    """Lowercase names."""
-    body: bytes | None
-
-
 def check_response(route: Route, answer: Answer) -> Iterator[Broken]:
-    """Each (rule, where, value, message) the answer breaks."""
+    """Each (rule, where, value, message) the answer breaks, for an operation of a bundled
+    spec: its schemas as JSON Schema draft 4 (`nullable` as a `null` type)."""
     responses = route.operation.get("responses", {})
-    status = answer.status
-    documented = responses.get(str(status)) or responses.get(f"{status // 100}XX")
-    documented = documented or responses.get("default")
-    if documented is None:
-        listed = ", ".join(str(key) for key in responses)
-        yield "response.status", "", status, f"{status} is not documented (documented: {listed})"
+    key = _documented_key(responses, answer.status)
+    if key is None:
+        yield _undocumented(responses, answer.status)
         return
-    yield from _check_headers(documented.get("headers", {}), answer.headers)
-    if answer.method != "HEAD" and answer.body is not None:
-        yield from _check_body(documented.get("content", {}), answer)
-
-
-def _check_headers(documented: Mapping[str, Any], headers: Mapping[str, str]) -> Iterator[Broken]:
-    for name, header in documented.items():
-        value = headers.get(name.lower())
+    documented = responses[key]
+    for name, header in documented.get("headers", {}).items():
+        value = answer.headers.get(name.lower())
         if value is None:
             if header.get("required"):
                 yield "response.header", name, None, f"required header {name} is missing"
-            continue
-        schema = header.get("schema")
-        if schema and not compiled.accepts(schema, value):
-            for error in Draft4Validator(schema, format_checker=_FORMATS).iter_errors(value):
-                yield "response.header", name, _cut(value), error.message
+        elif header.get("schema"):
+            for _, _, message in _draft4_errors(header["schema"], value):
+                yield "response.header", name, _cut(value), message
+    if answer.method != "HEAD" and answer.body is not None:
+        yield from _bundled_body(documented.get("content", {}), answer)
 
 
-def _check_body(content: Mapping[str, Any], answer: Answer) -> Iterator[Broken]:
+def _bundled_body(content: Mapping[str, Any], answer: Answer) -> Iterator[Broken]:
     body = answer.body or b""
     if not content:
         if body:
             yield "response.body", "", _cut(body), "documented without a body"
         return
     media_type = answer.headers.get("content-type", "").split(";")[0].strip().lower()
-    media = _media(content, media_type)
-    if media is None:
-        listed = ", ".join(content)
-        message = f"media type {media_type or '(none)'} is not documented (documented: {listed})"
-        yield "response.media-type", "Content-Type", media_type or None, message
+    key = match_media(content, media_type) if media_type else None
+    if key is None:
+        yield _undocumented_media(content, media_type)
         return
-    if "json" not in media_type or "schema" not in media:
+    if "json" not in media_type or "schema" not in content[key]:
         return
-    try:
-        data = orjson.loads(_decoded(body, answer.headers.get("content-encoding", "")))
-    except (orjson.JSONDecodeError, zlib.error) as exc:
-        yield "response.body", "", _cut(body), f"not JSON: {exc}"
+    data = _json_body(body, answer.headers)
+    if isinstance(data, _NotJson):
+        yield "response.body", "", _cut(body), f"not JSON: {data.reason}"
         return
-    schema = media["schema"]
+    for where, instance, message in _draft4_errors(content[key]["schema"], data):
+        yield "response.body", where, _cut(instance), message
+
+
+def _draft4_errors(schema: Any, data: Any) -> list[tuple[str, Any, str]]:
     if compiled.accepts(schema, data):
-        return
-    validator = Draft4ResponseValidator(schema, format_checker=_FORMATS)
-    for error in list(validator.iter_errors(data))[:MAX_BODY_ERRORS]:
-        where = ".".join(str(p) for p in error.absolute_path)
-        yield "response.body", where, _cut(error.instance), error.message
-
-
-def _media(content: Mapping[str, Any], media_type: str) -> Mapping[str, Any] | None:
-    """The documented media type object matching `media_type`, wildcards included."""
-    family = media_type.split("/")[0]
-    for candidate in (media_type, f"{family}/*", "*/*"):
-        if candidate in content:
-            found: Mapping[str, Any] = content[candidate]
-            return found
-    return None
-
-
-def _decoded(body: bytes, encoding: str) -> bytes:
-    encoding = encoding.strip().lower()
-    if encoding == "gzip":
-        return zlib.decompress(body, 16 + zlib.MAX_WBITS)
-    if encoding == "deflate":
-        return zlib.decompress(body)
-    return body
+        return []
+    validator = Draft4Validator(compiled.to_json_schema(schema), format_checker=_FORMATS)
+    return [
+        (".".join(str(p) for p in error.absolute_path), error.instance, error.message)
+        for error in list(validator.iter_errors(data))[:MAX_BODY_ERRORS]
+    ]
 
 
 # Requests ---------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class BadParameter:
-    """A parameter the server's validation rejected, noted while it validated."""
-
-    location: str
-    name: str
-    value: Any
-    message: str
-
-
-def rejection_violations(
-    status: int, answer: bytes, parameters: Sequence[BadParameter], body: bytes
+def refused(
+    refusal: Refusal, operation: Operation | None, incoming: Incoming | None, errors: ErrorDialect
 ) -> Iterator[Broken]:
-    """Each (rule, where, value, message) of the error a validating server answered to a bad
-    request: `answer` is that error's body (Sentry's field errors, or `{"detail": ...}`),
-    `parameters` the parameters its validation noted, `body` the request body."""
+    """Each (rule, where, value, message) of a request the pipeline refused: one record for
+    its path, method, credentials or media type; one per parameter and per body field for an
+    invalid one, in the words of the dialect's answer when it names fields (Sentry's)."""
+    if refusal.rule in _REQUEST_RULES or operation is None or incoming is None:
+        rule = _REQUEST_RULES.get(refusal.rule, "request")
+        yield rule, "", None, _detail(refusal.answer.body)
+        return
+    body_problems = [p for p in refusal.problems if p.location == "body"]
+    for problem in refusal.problems:
+        if problem.location != "body":
+            where = f"{problem.location}.{problem.name}"
+            yield (
+                "request.parameter",
+                where,
+                _cut(problem.value),
+                errors.explain(operation, problem, incoming),
+            )
+    if not body_problems:
+        return
+    rendered = _json_or_none(errors.invalid(operation, body_problems, incoming).body)
+    sent = _json_or_none(incoming.body)
+    if _is_field_errors(rendered):
+        yield from _field_errors(rendered, sent, ())
+        return
+    for problem in body_problems:
+        path = tuple(
+            step.replace("~1", "/").replace("~0", "~") for step in problem.name.split("/")[1:]
+        )
+        value = _lookup(sent, path) if path else _cut(incoming.body)
+        yield "request.body", ".".join(path), value, problem.message
+
+
+def _detail(answer: bytes) -> str:
     rendered = _json_or_none(answer)
-    if not isinstance(rendered, dict):
-        rendered = {"detail": answer.decode("utf-8", "replace")}
-    if status == 400 and not isinstance(rendered.get("detail"), str):  # field errors
-        yield from _field_errors(rendered, _json_or_none(body), ())
-        return
-    detail = str(rendered.get("detail"))
-    if status == 400 and parameters:
-        for bad in parameters:
-            yield "request.parameter", f"{bad.location}.{bad.name}", _cut(bad.value), bad.message
-        return
-    rule = {
-        401: "request.auth", 403: "request.auth", 404: "request.path", 405: "request.method",
-        413: "request.body-size", 415: "request.media-type",
-    }.get(status, "request.body" if status == 400 else "request")  # fmt: skip
-    yield rule, "", _cut(body) if rule == "request.body" else None, detail
+    if isinstance(rendered, dict) and isinstance(rendered.get("detail"), str):
+        return str(rendered["detail"])
+    return answer.decode("utf-8", "replace")[:MAX_VALUE_CHARS]
+
+
+def _is_field_errors(rendered: Any) -> bool:
+    """Sentry's (DRF's) field errors: `{"name": ["message"], "rateLimit": {"count": [...]}}`."""
+    return (
+        isinstance(rendered, dict)
+        and bool(rendered)
+        and all(
+            _is_field_errors(v) or (isinstance(v, list) and all(isinstance(m, str) for m in v))
+            for v in rendered.values()
+        )
+    )
 
 
 def _field_errors(errors: Mapping[str, Any], body: Any, at: tuple[str, ...]) -> Iterator[Broken]:
@@ -291,6 +437,9 @@ def _lookup(body: Any, path: tuple[str, ...]) -> Any:
     for name in path:
         if name == "non_field_errors":
             return _cut(body)
+        if isinstance(body, list) and name.isdigit() and int(name) < len(body):
+            body = body[int(name)]
+            continue
         if not isinstance(body, Mapping):
             return None
         body = body.get(name)

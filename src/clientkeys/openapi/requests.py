@@ -8,8 +8,8 @@ is the integer 5 and `?limit=five` names the parameter and says why. Each failur
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
@@ -21,6 +21,7 @@ from clientkeys.openapi.schemas import Schemas, errors
 
 DELIMITERS = {"simple": ",", "form": ",", "spaceDelimited": " ", "pipeDelimited": "|"}
 IGNORED_HEADERS = frozenset({"accept", "content-type", "authorization"})
+UNKNOWN_PARAMETER = "is not a parameter of this operation"
 _MISSING = object()
 
 
@@ -31,6 +32,8 @@ class Problem:
     location: str
     name: str
     message: str
+    value: Any = field(default=None, compare=False)
+    """The offending value as it was read (coerced for a parameter), for violation records."""
 
     def describe(self) -> str:
         """One line: "query parameter 'limit': "five" is not of type "integer"."""
@@ -95,6 +98,28 @@ class Checker:
             found += self._check_body(operation.body, incoming)
         return found
 
+    def unknown_query(
+        self, operation: Operation, incoming: Incoming, allowed: Iterable[str]
+    ) -> list[Problem]:
+        """A Problem for each query parameter neither the operation nor `allowed` (the names
+        of query API keys) describes: what a strictly validating server refuses."""
+        known = set(allowed)
+        prefixes = []
+        for parameter in operation.parameters:
+            if parameter.location != "query":
+                continue
+            known.add(parameter.name)
+            prefixes.append(parameter.name + "[")
+            schema, uri, pointer = parameter.schema
+            props = self._sub(schema, "properties", uri, pointer)[0]
+            if parameter.explode and parameter.style == "form" and isinstance(props, dict):
+                known.update(props)  # an exploded object's properties are query parameters
+        return [
+            Problem("query", name, UNKNOWN_PARAMETER, values[-1])
+            for name, values in grouped(incoming.query).items()
+            if name not in known and not name.startswith(tuple(prefixes))
+        ]
+
     def _raw(
         self, parameter: Parameter, incoming: Incoming, query: dict[str, list[str]],
         cookies: dict[str, str],
@@ -141,14 +166,17 @@ class Checker:
             try:
                 value = orjson.loads(raw if isinstance(raw, str) else str(raw))
             except orjson.JSONDecodeError:
-                return [Problem(parameter.location, parameter.name, "is not valid JSON")]
+                return [Problem(parameter.location, parameter.name, "is not valid JSON", raw)]
         else:
             value = self.coerce(raw, schema, uri, pointer, parameter)
         validator = self.schemas.validator(uri, pointer)
         return [
-            Problem(parameter.location, parameter.name + (f" at {where}" if where else ""), message)
+            Problem(
+                parameter.location, parameter.name + (f" at {where}" if where else ""), message,
+                value,
+            )
             for where, message in errors(validator, value)
-        ]
+        ]  # fmt: skip
 
     def _types(self, schema: Any, uri: str, pointer: str, depth: int = 0) -> list[str]:
         """The types a schema admits, looking through `$ref`, allOf, anyOf and oneOf."""

@@ -1,22 +1,25 @@
 """`clientkeys proxy`: forwards every request to an upstream server and checks both directions
-against the contract.
+against a description, on the spec engine (`clientkeys.openapi`).
 
-The proxy is a Connexion app built from the spec with the server's own validators and error
-renderers, so a request it rejects gets exactly the error a validating clientkeys gives. Two
-ASGI pieces sit in its middleware stack::
+The proxy is the mock's pipeline with another last step: a request is routed, its credentials,
+parameters and body are checked (`asgi.Pipeline`), and instead of an answer made up from the
+document it gets the upstream's, which is checked in turn (`conformance.ResponseChecks`)::
 
-    ProxyFront       outermost: counts exchanges, serves /__proxy/violations, and when the stack
-                     answered locally (the request broke the contract) records why from that
-                     answer, then replays it (enforce) or forwards the request anyway (report)
-    ... errors, guards, routing, security (any well-formed bearer token: the upstream judges
-        it), validation (noting which parameter it rejects)
-    Forwarder        after validation: forwards the request (aiohttp), streams the answer back,
-                     checks it against the operation (conformance.check_response)
+    LimitedHttpToolsProtocol  the request head: 414 and 431 before the app sees anything
+    ProxyApp                  counts exchanges, serves /__proxy/violations; refuses a request
+                              target that is not origin-form (400) and too many query
+                              parameters (400); the body limit (guards.BodyLimitMiddleware)
+    Pipeline                  route, security (any credential of the right form: the upstream
+                              judges them), parameters and body; a refusal is recorded, then
+                              answered in the document's own words (enforce) or the request is
+                              forwarded anyway (report)
+    Upstream                  forwards (aiohttp), streams the answer back, checks it
 
-Forwarding uses aiohttp (measured in bench/proxy.py: httpx added about twice the latency).
-Request bodies are read whole (they are validated, and the body limit bounds them); answers
-stream through, and the last chunk is held until the answer has been checked, so a violation is
-listed before the client has its answer.
+The upstream URL is only ever the configured one followed by an origin-form path. Forwarding
+uses aiohttp (measured in bench/proxy.py: httpx added about twice the latency). Request bodies
+are read whole (they are checked, and the body limit bounds them); answers stream through, and
+the last chunk is held until the answer has been checked, so a violation is listed before the
+client has its answer.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import re
 import signal
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,31 +39,26 @@ from urllib.parse import urlsplit
 import aiohttp
 import orjson
 import yarl
-from connexion import FlaskApp
-from connexion.middleware import MiddlewarePosition
-from connexion.resolver import Resolver
 from multidict import CIMultiDict
-from starlette.exceptions import HTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
+from clientkeys.config import SPEC_DIR
+from clientkeys.core.errors import ClientKeysError, PayloadTooLarge
 from clientkeys.openapi import compiled
-from clientkeys.openapi import specs as openapi
-from clientkeys.openapi.conformance import (
-    Answer,
-    BadParameter,
-    Contract,
-    Ledger,
-    Route,
-    Violation,
-    check_response,
-    rejection_violations,
-)
-from clientkeys.server import connexion_hooks
-from clientkeys.server.auth import TokenInfo
-from clientkeys.server.build import Api, build_app
+from clientkeys.openapi.asgi import Pipeline, Refusal, query_pairs, request_headers, request_path
+from clientkeys.openapi.conformance import Answer, Ledger, ResponseChecks, Violation, refused
+from clientkeys.openapi.document import Document
+from clientkeys.openapi.operations import Index, Operation
+from clientkeys.openapi.requests import Incoming
+from clientkeys.openapi.responses import Answer as Made
+from clientkeys.openapi.schemas import Schemas
+from clientkeys.proxy.dialect import dialect_for
+from clientkeys.runtime.guards import BodyLimitMiddleware, check_query_count
+from clientkeys.runtime.uvicorn_hooks import TARGET, LimitedHttpToolsProtocol
 
 MODES = ("report", "enforce")
 VIOLATIONS_PATH = "/__proxy/violations"
+OWN_SPEC = SPEC_DIR / "openapi.json"
 HOP_BY_HOP = frozenset(
     {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
      "transfer-encoding", "upgrade", "host"}
@@ -73,23 +71,14 @@ KEEPALIVE_SECONDS = 3.0
 proxy rarely reuses one the upstream is closing just then (a POST cannot be sent again)."""
 MAX_CHECKED_BYTES = 16 * 1024 * 1024
 """An answer larger than this streams through unchecked (and is counted as such)."""
-_EXCHANGE = "clientkeys.proxy"
 
 
 @dataclass
 class Exchange:
-    """One request through the proxy, as its middlewares see it."""
+    """What the proxy has read of one request's body so far."""
 
-    forwarded: bool = False
-    parameters: list[BadParameter] = field(default_factory=list)
     body: list[bytes] = field(default_factory=list)
-    """Request body chunks the stack has read so far."""
     more_body: bool = True
-
-
-def _exchange(scope: Scope) -> Exchange:
-    exchange: Exchange = scope[_EXCHANGE]
-    return exchange
 
 
 # Forwarding -------------------------------------------------------------------------------------
@@ -99,13 +88,13 @@ class Upstream:
     """The server behind the proxy: sends it a request, streams its answer back, checks it."""
 
     def __init__(
-        self, base_url: str, contract: Contract, ledger: Ledger, rewrite_urls: bool
+        self, base_url: str, checks: ResponseChecks, ledger: Ledger, rewrite_urls: bool
     ) -> None:
         self.base_url = base_url.rstrip("/")
         # The upstream's URLs, DSNs included (`https://<key>@host/1`), for --rewrite-urls.
         netloc = urlsplit(self.base_url).netloc.encode()
         self.urls = re.compile(rb"https?://([^/@\s\"'<>]*@)?" + re.escape(netloc) + rb"(?![\w.:-])")
-        self.contract, self.ledger, self.rewrite_urls = contract, ledger, rewrite_urls
+        self.checks, self.ledger, self.rewrite_urls = checks, ledger, rewrite_urls
         self._session: aiohttp.ClientSession | None = None
 
     @asynccontextmanager
@@ -122,8 +111,15 @@ class Upstream:
             yield
         self._session = None
 
-    async def forward(self, scope: Scope, body: bytes | AsyncIterator[bytes], send: Send) -> None:
-        """Send the request of `scope` upstream and its answer to `send`."""
+    async def forward(
+        self,
+        scope: Scope,
+        operation: Operation | None,
+        body: bytes | AsyncIterator[bytes],
+        send: Send,
+    ) -> None:
+        """Send the request of `scope` upstream and its answer to `send`; the target is
+        origin-form (ProxyApp refuses any other), so the URL stays on the upstream."""
         assert self._session is not None, "the app's lifespan did not run"
         url = self.base_url + scope.get("raw_path", scope["path"].encode()).decode("latin-1")
         if scope.get("query_string"):
@@ -153,11 +149,17 @@ class Upstream:
                 scope["method"], yarl.URL(url, encoded=True), headers=headers,
                 data=body if sent else None, allow_redirects=False, skip_auto_headers=_ADDED,
             ) as response:  # fmt: skip
-                await self._relay(scope, response, tracked)
+                await self._relay(scope, operation, response, tracked)
         except (aiohttp.ClientError, TimeoutError) as exc:
-            await self._unreachable(scope, send, exc, started)
+            await self._unreachable(scope, operation, send, exc, started)
 
-    async def _relay(self, scope: Scope, response: aiohttp.ClientResponse, send: Send) -> None:
+    async def _relay(
+        self,
+        scope: Scope,
+        operation: Operation | None,
+        response: aiohttp.ClientResponse,
+        send: Send,
+    ) -> None:
         headers = [(k, v) for k, v in response.raw_headers if k.lower() not in _HOP_BY_HOP_BYTES]
         kept, whole = bytearray(), True
         if self.rewrite_urls:
@@ -173,32 +175,40 @@ class Upstream:
                 if whole:
                     kept += chunk
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        self._check(scope, response, bytes(kept) if whole else None)
+        self._check(scope, operation, response, bytes(kept) if whole else None)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
-    def _check(self, scope: Scope, response: aiohttp.ClientResponse, body: bytes | None) -> None:
-        route = self.contract.route(scope["method"], scope["path"])
-        if route is None:
+    def _check(
+        self,
+        scope: Scope,
+        operation: Operation | None,
+        response: aiohttp.ClientResponse,
+        body: bytes | None,
+    ) -> None:
+        if operation is None:
             return
         if body is None:
             self.ledger.unchecked += 1
         headers = {k.lower(): v for k, v in response.headers.items()}
         if self.rewrite_urls:
             headers.pop("content-encoding", None)
-        found = check_response(route, Answer(scope["method"], response.status, headers, body))
-        self.ledger.record([_violation("response", route, scope, response.status, *f)
+        found = self.checks.check(
+            operation, Answer(scope["method"], response.status, headers, body)
+        )
+        self.ledger.record([_violation("response", operation, scope, response.status, *f)
                             for f in found])  # fmt: skip
 
-    async def _unreachable(self, scope: Scope, send: Send, exc: Exception, started: bool) -> None:
+    async def _unreachable(
+        self, scope: Scope, operation: Operation | None, send: Send, exc: Exception, started: bool
+    ) -> None:
         """A 502 with the cause; or, when the answer had started, its end where it broke off."""
-        route = self.contract.route(scope["method"], scope["path"])
         what = "stopped answering" if started else "did not answer"
         message = f"{self.base_url} {what}: {exc.__class__.__name__}: {exc}"
         status = None if started else 502
         self.ledger.record(
             [
                 _violation(
-                    "upstream", route, scope, status, "upstream.unreachable", "", None, message
+                    "upstream", operation, scope, status, "upstream.unreachable", "", None, message
                 )
             ]
         )
@@ -233,7 +243,7 @@ def _rewritten_headers(
 
 def _violation(
     side: str,
-    route: Route | None,
+    operation: Operation | None,
     scope: Scope,
     status: int | None,
     rule: str,
@@ -243,7 +253,7 @@ def _violation(
 ) -> Violation:
     return Violation(
         side=side,
-        operation=route.operation_id if route is not None else None,
+        operation=operation.name if operation is not None else None,
         method=scope["method"],
         path=scope["path"],
         rule=rule,
@@ -264,97 +274,151 @@ async def _send_json(
     await send({"type": "http.response.body", "body": data})
 
 
-# The middlewares --------------------------------------------------------------------------------
+# The app ----------------------------------------------------------------------------------------
 
 
-class ProxyFront:
-    """Outermost: every exchange starts and ends here (see the module docstring)."""
+class ProxyApp:
+    """The proxy as an ASGI app (see the module docstring)."""
 
-    def __init__(self, app: ASGIApp, upstream: Upstream, enforce: bool) -> None:
-        self.app, self.upstream, self.enforce = app, upstream, enforce
-        self.ledger, self.contract = upstream.ledger, upstream.contract
+    def __init__(
+        self, pipeline: Pipeline, upstream: Upstream, *, enforce: bool, max_body_bytes: int
+    ) -> None:
+        self.pipeline, self.upstream, self.enforce = pipeline, upstream, enforce
+        self.ledger = upstream.ledger
+        self.limited = BodyLimitMiddleware(self._checked, max_body_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
             return
-        if scope["path"] == VIOLATIONS_PATH:
+        if scope["type"] != "http":
+            return
+        if scope["path"] == VIOLATIONS_PATH and TARGET not in scope:
             await self._violations(scope, send)
             return
         self.ledger.count()
-        exchange = scope[_EXCHANGE] = Exchange()
-        local: list[Message] = []
+        target = scope.get(TARGET) or scope.get("raw_path", b"/")
+        if not target.startswith(b"/"):
+            await self._not_origin_form(scope, target, send)
+            return
+        exchange = Exchange()
 
-        async def recording_receive() -> Message:
+        async def recording() -> Message:
             message = await receive()
             if message["type"] == "http.request":
                 exchange.body.append(message.get("body", b""))
                 exchange.more_body = message.get("more_body", False)
             return message
 
-        async def held_send(message: Message) -> None:
-            if exchange.forwarded:
-                await send(message)
-            else:
-                local.append(message)
+        try:
+            check_query_count(scope)
+            await self.limited(scope, recording, send)
+        except ClientKeysError as error:
+            await self._over_limit(scope, receive, send, exchange, error)
 
-        await self.app(scope, recording_receive, held_send)
-        if not exchange.forwarded:
-            await self._rejected(scope, receive, send, exchange, local)
-
-    async def _rejected(
-        self, scope: Scope, receive: Receive, send: Send, exchange: Exchange, local: list[Message]
-    ) -> None:
-        """The stack answered a request that breaks the contract; record why, then answer."""
-        status = int(local[0]["status"]) if local else 500
-        route = self.contract.route(scope["method"], scope["path"])
-        answer = b"".join(m.get("body", b"") for m in local[1:])
-        body = b"".join(exchange.body)
-        found = rejection_violations(status, answer, exchange.parameters, body)
-        self.ledger.record([_violation("request", route, scope, status, *f) for f in found])
-        if self.enforce:
-            for message in local:
-                await send(message)
+    async def _checked(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Route, check and forward (or refuse) a request within the limits."""
+        routed = self.pipeline.route(scope["method"], request_path(scope))
+        body = b"".join([chunk async for chunk in _body_chunks(receive)])
+        if isinstance(routed, Refusal):
+            await self._refused(scope, send, routed, None, None, body)
             return
-        exchange.forwarded = True
-        await self.upstream.forward(scope, _rest_of_body(exchange, receive), send)
+        operation, values = routed
+        query = query_pairs(scope.get("query_string", b""))
+        incoming = Incoming(values, query, request_headers(scope), body)
+        refusal = self.pipeline.judge(operation, incoming)
+        if refusal is not None:
+            await self._refused(scope, send, refusal, operation, incoming, body)
+            return
+        await self.upstream.forward(scope, operation, body, send)
+
+    async def _refused(
+        self,
+        scope: Scope,
+        send: Send,
+        refusal: Refusal,
+        operation: Operation | None,
+        incoming: Incoming | None,
+        body: bytes,
+    ) -> None:
+        """Record why the request breaks the contract; answer it (enforce) or forward it."""
+        status = refusal.answer.status
+        found = refused(refusal, operation, incoming, self.pipeline.errors)
+        self.ledger.record([_violation("request", operation, scope, status, *f) for f in found])
+        if self.enforce:
+            await _send_made(send, refusal.answer)
+        else:
+            await self.upstream.forward(scope, operation, body, send)
+
+    async def _over_limit(
+        self, scope: Scope, receive: Receive, send: Send, exchange: Exchange, error: ClientKeysError
+    ) -> None:
+        """A request over one of serve's limits. Only a body over the limit is forwarded (in
+        report mode, streamed as it comes): the others the proxy will not even parse."""
+        routed = self.pipeline.route(scope["method"], request_path(scope))
+        operation = None if isinstance(routed, Refusal) else routed[0]
+        too_large = isinstance(error, PayloadTooLarge)
+        rule = "request.body-size" if too_large else "request.limit"
+        self.ledger.record([_violation("request", operation, scope, error.status, rule, "", None,
+                                       str(error.detail))])  # fmt: skip
+        if too_large and not self.enforce:
+            await self.upstream.forward(scope, operation, _rest_of_body(exchange, receive), send)
+            return
+        extra = [(k.lower().encode(), v.encode()) for k, v in error.headers().items()]
+        await _send_json(send, error.status, error.body(), extra)
+
+    async def _not_origin_form(self, scope: Scope, target: bytes, send: Send) -> None:
+        """400 for `*`, `*@host/...` or an absolute URI: the proxy forwards paths on its
+        upstream, never to a host a request names."""
+        shown = target.decode("latin-1")
+        detail = f"The request target must be a path (/...); {shown[:100]!r} is not forwarded."
+        self.ledger.record([_violation("request", None, {**scope, "path": shown}, 400,
+                                       "request.target", "", shown[:200], detail)])  # fmt: skip
+        await _send_json(send, 400, {"detail": detail})
 
     async def _violations(self, scope: Scope, send: Send) -> None:
         if scope["method"] == "DELETE":
-            self.ledger.violations.clear()
-        elif scope["method"] not in ("GET", "HEAD"):  # outside the error handlers: answer here
+            self.ledger.clear()
+        elif scope["method"] not in ("GET", "HEAD"):
             detail = {"detail": f'Method "{scope["method"]}" not allowed.'}
             await _send_json(send, 405, detail, [(b"allow", b"GET, HEAD, DELETE")])
             return
         violations = [orjson.loads(v.as_json()) for v in self.ledger.violations]
-        await _send_json(send, 200, {"exchanges": self.ledger.exchanges, "count": len(violations),
+        await _send_json(send, 200, {"exchanges": self.ledger.exchanges, "count": self.ledger.total,
+                                     "dropped": self.ledger.dropped, "cap": self.ledger.cap,
                                      "violations": violations})  # fmt: skip
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        """The upstream's connection pool lives as long as the app."""
+        async with AsyncExitStack() as stack:
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await stack.enter_async_context(self.upstream.connected())
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    break
+        await send({"type": "lifespan.shutdown.complete"})
+
+
+async def _send_made(send: Send, answer: Made) -> None:
+    """An answer the pipeline made (a refusal in the document's words)."""
+    headers = [(k.lower().encode("latin-1"), v.encode("latin-1", "replace"))
+               for k, v in answer.headers.items()]  # fmt: skip
+    if answer.media is not None:
+        headers.append((b"content-type", answer.media.encode("latin-1")))
+    headers.append((b"content-length", str(len(answer.body)).encode()))
+    await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+    await send({"type": "http.response.body", "body": answer.body})
 
 
 async def _rest_of_body(exchange: Exchange, receive: Receive) -> AsyncIterator[bytes]:
-    """The request body: what the stack read before rejecting it, then the rest."""
+    """The request body: what the proxy read before refusing it, then the rest."""
     for chunk in exchange.body:
         yield chunk
     if exchange.more_body:
         async for chunk in _body_chunks(receive):
             yield chunk
-
-
-class Forwarder:
-    """After validation: a request that reaches this point keeps the contract; forward it."""
-
-    def __init__(self, app: ASGIApp, upstream: Upstream) -> None:
-        self.app, self.upstream = app, upstream
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or _EXCHANGE not in scope:
-            await self.app(scope, receive, send)
-            return
-        if self.upstream.contract.route(scope["method"], scope["path"]) is None:
-            raise HTTPException(404)  # no operation: rendered as the server renders it
-        body = b"".join([chunk async for chunk in _body_chunks(receive)])
-        _exchange(scope).forwarded = True
-        await self.upstream.forward(scope, body, send)
 
 
 async def _body_chunks(receive: Receive) -> AsyncIterator[bytes]:
@@ -368,42 +432,6 @@ async def _body_chunks(receive: Receive) -> AsyncIterator[bytes]:
         more = message.get("more_body", False)
 
 
-def _note(scope: Scope, location: str, name: str, value: Any, message: str) -> None:
-    """A parameter the server's validator rejected, kept for this exchange's records."""
-    if _EXCHANGE in scope:
-        _exchange(scope).parameters.append(BadParameter(location, name, value, message))
-
-
-# The app ----------------------------------------------------------------------------------------
-
-
-def _spec_scopes(spec: Any) -> frozenset[str]:
-    """Every scope any operation of the spec asks for."""
-    return frozenset(
-        scope
-        for item in spec.get("paths", {}).values()
-        for operation in item.values()
-        if isinstance(operation, dict)
-        for requirement in operation.get("security", [])
-        for scopes in requirement.values()
-        for scope in scopes
-    )
-
-
-def _any_token(scopes: frozenset[str]) -> Callable[..., TokenInfo]:
-    """A token lookup accepting any well-formed token with `scopes`: the upstream judges
-    tokens; the proxy keeps Sentry's checks of their form (401 without one)."""
-
-    def info(token: str, request: Any = None) -> TokenInfo:
-        return {"sub": "proxy", "organization_id": None, "scopes": scopes, "is_superuser": False}
-
-    return info
-
-
-def _never_called(*args: Any, **kwargs: Any) -> Any:  # pragma: no cover - Forwarder answers
-    raise RuntimeError("the proxy forwards every operation")
-
-
 def create_proxy_app(
     spec_file: Path,
     upstream_url: str,
@@ -412,33 +440,23 @@ def create_proxy_app(
     mode: str = "report",
     rewrite_urls: bool = False,
     max_body_bytes: int = 65536,
-) -> FlaskApp:
-    """The proxy for a spec in front of `upstream_url`; violations go to `ledger`."""
-    spec = openapi.load(spec_file)
-    upstream = Upstream(upstream_url, Contract(spec, spec.base_path), ledger, rewrite_urls)
-    app = build_app(
-        [Api(spec, Resolver(function_resolver=lambda _operation_id: _never_called))],
-        security=connexion_hooks.bearer_handler(_any_token(_spec_scopes(spec))),
-        validate_responses=False,
-        max_body_bytes=max_body_bytes,
-        validator_map={
-            **connexion_hooks.VALIDATOR_MAP,
-            "parameter": connexion_hooks.noting_parameter_validator(_note),
-        },
-        lifespan=lambda _app: upstream.connected(),
-        own_endpoints=False,
-        api_guards=False,
+) -> ProxyApp:
+    """The proxy for a document in front of `upstream_url`; violations go to `ledger`.
+    SpecError for a document the engine cannot read."""
+    document = Document(spec_file)
+    schemas = Schemas(document)
+    index = Index(document, schemas)
+    pipeline = Pipeline(
+        document, schemas, index, dialect=dialect_for(spec_file, OWN_SPEC), strict_query=True
     )
-    app.add_middleware(ProxyFront, position=MiddlewarePosition.BEFORE_EXCEPTION, upstream=upstream,
-                       enforce=mode == "enforce")  # fmt: skip
-    app.add_middleware(Forwarder, position=MiddlewarePosition.BEFORE_CONTEXT, upstream=upstream)
-    return app
+    upstream = Upstream(upstream_url, ResponseChecks(index), ledger, rewrite_urls)
+    return ProxyApp(pipeline, upstream, enforce=mode == "enforce", max_body_bytes=max_body_bytes)
 
 
 # Running ----------------------------------------------------------------------------------------
 
 
-def _server(app: FlaskApp, host: str, port: int, log_level: str) -> Any:
+def _server(app: ProxyApp, host: str, port: int, log_level: str) -> Any:
     """A uvicorn server that, stopped by a signal, returns instead of re-raising the signal,
     so that the caller can still print its summary and choose the exit status."""
     import uvicorn
@@ -458,13 +476,14 @@ def _server(app: FlaskApp, host: str, port: int, log_level: str) -> Any:
                     signal.signal(sig, handler)
 
     # The upstream's Date and Server headers go through; uvicorn's own would repeat them.
+    # serve's limits on the request head (414, 431), refused before the app reads anything.
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, server_header=False,
-                            date_header=False)  # fmt: skip
+                            date_header=False, http=LimitedHttpToolsProtocol)  # fmt: skip
     return Server(config)
 
 
 async def run(
-    app: FlaskApp,
+    app: ProxyApp,
     host: str,
     port: int,
     command: Sequence[str],
@@ -505,8 +524,16 @@ async def _run_command(command: Sequence[str], url: str, serving: asyncio.Task[N
     return 128 + signal.Signals(-status).value if status < 0 else status
 
 
-def exit_status(command_status: int, ledger: Ledger) -> int:
-    """The command's failure wins; otherwise 1 when any violation was seen."""
+NO_EXCHANGE = "no request came through the proxy: did the command call $CLIENTKEYS_PROXY_URL?"
+
+
+def verdict(command_status: int, ledger: Ledger, wrapped: bool) -> tuple[int, str | None]:
+    """The exit status and, when a wrapped command sent nothing through, why it is not 0.
+    The command's failure wins; then a wrapped run without any exchange (it checked nothing);
+    then 1 when any violation was seen."""
+    reason = NO_EXCHANGE if wrapped and not ledger.exchanges else None
     if command_status:
-        return command_status
-    return 1 if ledger.violations else 0
+        return command_status, reason
+    if reason:
+        return 1, reason
+    return (1 if ledger.total else 0), None

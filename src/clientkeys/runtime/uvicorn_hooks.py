@@ -27,6 +27,9 @@ from clientkeys.core.errors import (
 from clientkeys.openapi import compiled
 from clientkeys.runtime.guards import SECURITY_HEADERS
 
+TARGET = "clientkeys.request_target"
+"""The scope key holding the request target as sent when it is not origin-form (`/path?q`):
+an absolute URI's host is not in the ASGI scope, and the proxy must refuse it."""
 MAX_FIELD_BYTES = MAX_HEADER_BYTES + 64
 """httptools keeps a header field to itself until it ends: a field still unfinished after
 this many bytes (more than any field within the limits) is refused before it holds more."""
@@ -39,7 +42,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     calling `send_400_response(msg)` when the parser raises (a callback's exception included),
     and the parser callbacks `on_message_begin`, `on_url` (URL pieces, accumulated in
     `self.url`), `on_header` (one whole field, appended to `self.headers`) and
-    `on_headers_complete`, with `self.server_state.default_headers` and `self.transport`.
+    `on_headers_complete` (`self.scope` made in `on_message_begin`, handed to the app as it is),
+    with `self.server_state.default_headers` and `self.transport`.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -85,6 +89,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._in_head = False
+        if not self.url.startswith(b"/"):
+            self.scope[TARGET] = bytes(self.url)  # type: ignore[literal-required]
         super().on_headers_complete()
 
     def send_400_response(self, msg: str) -> None:
