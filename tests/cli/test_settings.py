@@ -87,12 +87,15 @@ def test_the_mock_and_its_workers_read_the_environment(tmp_path: Path) -> None:
         assert refused.value.code == 403
 
 
-def test_a_busy_port_is_one_line_for_the_mock_too() -> None:
+@pytest.mark.parametrize(
+    "command", [["mock"], ["proxy", "--upstream", "http://127.0.0.1:9"]], ids=["mock", "proxy"]
+)
+def test_a_busy_port_is_one_line_for_the_mock_and_the_proxy_too(command: list[str]) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = CliRunner().invoke(main, ["mock", "--port", str(port)])
+        result = CliRunner().invoke(main, [*command, "--port", str(port)])
     assert result.exit_code == 1
     errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
     assert errors == [f"Error: cannot listen on 127.0.0.1:{port}: address already in use"]

@@ -65,6 +65,7 @@ def proxy(
     from clientkeys.openapi.conformance import Ledger
     from clientkeys.openapi.document import SpecError
     from clientkeys.proxy.app import create_proxy_app, run, verdict
+    from clientkeys.runtime import runner
 
     given = ProxySettings(**flags)
     upstream, mode = str(given.proxy_upstream), given.proxy_mode
@@ -83,7 +84,12 @@ def proxy(
         click.echo(f"clientkeys proxy: {url} -> {upstream} ({mode} mode); "
                    f"violations at {url}/__proxy/violations", err=True)  # fmt: skip
 
-    status = asyncio.run(run(app, host, port, command, announce, log_level))
+    try:
+        sock = runner.listen(host, port)
+    except runner.RunError as exc:
+        raise click.ClickException(str(exc)) from None
+    with sock:
+        status = asyncio.run(run(app, sock, command, announce, log_level))
     click.echo("\n".join(ledger.summary()), err=True)
     code, reason = verdict(status, ledger, wrapped=bool(command))
     if reason:

@@ -28,9 +28,9 @@ import asyncio
 import os
 import re
 import signal
-import threading
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+import socket
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,8 +53,9 @@ from clientkeys.openapi.requests import Incoming
 from clientkeys.openapi.responses import Answer as Made
 from clientkeys.openapi.schemas import Schemas
 from clientkeys.proxy.dialect import dialect_for
+from clientkeys.runtime import runner
 from clientkeys.runtime.guards import BodyLimitMiddleware, check_query_count
-from clientkeys.runtime.uvicorn_hooks import TARGET, LimitedHttpToolsProtocol
+from clientkeys.runtime.uvicorn_hooks import TARGET
 
 MODES = ("report", "enforce")
 VIOLATIONS_PATH = "/__proxy/violations"
@@ -456,57 +457,24 @@ def create_proxy_app(
 # Running ----------------------------------------------------------------------------------------
 
 
-def _server(app: ProxyApp, host: str, port: int, log_level: str) -> Any:
-    """A uvicorn server that, stopped by a signal, returns instead of re-raising the signal,
-    so that the caller can still print its summary and choose the exit status."""
-    import uvicorn
-
-    class Server(uvicorn.Server):
-        @contextmanager
-        def capture_signals(self) -> Iterator[None]:
-            if threading.current_thread() is not threading.main_thread():
-                yield
-                return
-            stops = (signal.SIGINT, signal.SIGTERM)
-            previous = {sig: signal.signal(sig, self.handle_exit) for sig in stops}
-            try:
-                yield
-            finally:
-                for sig, handler in previous.items():
-                    signal.signal(sig, handler)
-
-    # The upstream's Date and Server headers go through; uvicorn's own would repeat them.
-    # serve's limits on the request head (414, 431), refused before the app reads anything.
-    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, server_header=False,
-                            date_header=False, http=LimitedHttpToolsProtocol)  # fmt: skip
-    return Server(config)
-
-
 async def run(
     app: ProxyApp,
-    host: str,
-    port: int,
+    sock: socket.socket,
     command: Sequence[str],
     announce: Callable[[str], None],
     log_level: str = "warning",
 ) -> int:
-    """Serve until stopped, or while `command` runs; returns the command's exit status (or 0)."""
-    server = _server(app, host, port, log_level)
-    serving = asyncio.create_task(server.serve())
-    while not server.started:
-        if serving.done():  # uvicorn logged why
-            raise SystemExit(f"clientkeys proxy: could not listen on {host}:{port}")
-        await asyncio.sleep(0.01)
-    bound = server.servers[0].sockets[0].getsockname()
-    url = f"http://{bound[0]}:{bound[1]}"
-    announce(url)
-    if not command:
-        await serving
-        return 0
-    status = await _run_command(command, url, serving)
-    server.should_exit = True
-    await serving
-    return status
+    """Serve on `sock` (`runner.listen`) until stopped by a signal, or while `command` runs;
+    returns the command's exit status (or 0). Stopped, it returns rather than re-raising the
+    signal, so that the caller can still print its summary and choose the exit status."""
+    # The upstream's Date and Server headers go through; uvicorn's own would repeat them.
+    process = runner.Process(log_level=log_level, server_header=False, date_header=False)
+    async with runner.serving(lambda: app, process, sock) as server:
+        announce(server.url)
+        if not command:
+            await server.stopped
+            return 0
+        return await _run_command(command, server.url, server.stopped)
 
 
 async def _run_command(command: Sequence[str], url: str, serving: asyncio.Task[None]) -> int:
