@@ -6,13 +6,17 @@ import json
 import re
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from clientkeys.cli import main
 from clientkeys.config import Settings
+from clientkeys.core import domain
 from clientkeys.server.app import create_app
+from clientkeys.store import backend as storage
+from clientkeys.store import repository
 from conftest import (
     HEX32,
     KEYS_URL,
@@ -264,3 +268,25 @@ def test_use_case_is_ignored_for_regular_tokens(api: Api, world: World) -> None:
     ).fetchone()
     assert row[0] == "user"
     assert "useCase" not in key
+
+
+def test_the_configured_page_size_is_the_default_per_page(tmp_path: Path) -> None:
+    """`CLIENTKEYS_PER_PAGE` decides a page when the request names no per_page (the spec
+    documents no default of its own, or Connexion would fill it in first)."""
+    settings = Settings(database=tmp_path / "paged.db", per_page=2)
+    storage.init_db(settings.database)
+    with storage.connect(settings.database) as database:
+        repository.insert_organization(database, "acme")
+        project = repository.insert_project(database, "acme", "web")  # with its default key
+        for name in ("second", "third"):
+            repository.insert_key(database, project["id"], domain.new_key(name=name))
+        token, _ = repository.insert_token(database, "acme", domain.SCOPES)
+    with create_app(settings).test_client() as client:
+        page = client.get("/api/0/projects/acme/web/keys/",
+                          headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+        assert page.status_code == 200
+        assert len(page.json()) == 2
+        assert 'rel="next"; results="true"' in page.headers["Link"]
+        asked = client.get("/api/0/projects/acme/web/keys/?per_page=3",
+                           headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+        assert len(asked.json()) == 3
