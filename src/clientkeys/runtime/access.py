@@ -7,6 +7,7 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -19,6 +20,13 @@ REQUEST_ID = re.compile(rb"[A-Za-z0-9._:/+=@-]{1,128}")
 """A client's request id is kept when it is 1-128 of these characters; otherwise one is made."""
 
 logger = logging.getLogger(ACCESS_LOGGER)
+
+
+def _content_length(headers: Iterable[tuple[bytes, bytes]]) -> int | None:
+    for name, value in headers:
+        if name.lower() == b"content-length" and value.isdigit():
+            return int(value)
+    return None
 
 
 def request_id(scope: Scope) -> str:
@@ -50,17 +58,23 @@ class AccessMiddleware:
         token = exchange.current.set(this)
         header = (REQUEST_ID_HEADER, this.request_id.encode("ascii"))
         counted = False
+        left: int | None = None  # body bytes still to send, when the answer declares its length
 
         async def send_with_id(message: Message) -> None:
-            nonlocal counted
+            nonlocal counted, left
             if message["type"] == "http.response.start":
                 this.status = message["status"]
                 message["headers"] = [*message.get("headers", ()), header]
-            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                left = _content_length(message["headers"])
+            elif message["type"] == "http.response.body" and not counted:
+                if left is not None:
+                    left -= len(message.get("body", b""))
                 # Counted before the last byte leaves: a scrape made after a client has its
-                # answer (by this worker or another) already counts it.
-                counted = True
-                self._count(this, time.perf_counter() - started)
+                # answer (by this worker or another) already counts it. A client that reads
+                # Content-Length bytes has its answer before an empty closing message.
+                if not message.get("more_body") or (left is not None and left <= 0):
+                    counted = True
+                    self._count(this, time.perf_counter() - started)
             await send(message)
 
         try:
