@@ -492,6 +492,12 @@ class ProxySettings(Group):
     proxy_log_level: str = setting(
         "warning", "How much to log.", one_of(LOG_LEVELS), flag="--log-level", choices=LOG_LEVELS
     )
+    proxy_admin_token: str | None = setting(
+        None,
+        "The bearer token that reads and empties /__proxy/violations (401 without it); when "
+        "unset, one is generated and printed at start.",
+        parse_token, flag="--admin-token", metavar="token", shown="generated, printed at start",
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
