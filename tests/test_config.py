@@ -139,7 +139,7 @@ def test_each_commands_settings_round_trip_through_the_environment(group: type[G
     """A command's workers (the mock's) rebuild what it resolved from the environment."""
     changed = {
         ServeProcess: ServeProcess(host="::1", port=0, workers=3, log_level="debug",
-                                   log_format="json"),
+                                   log_format="json", admin_token_file=Path("/run/t")),
         MockSettings: MockSettings(mock_spec=Path("/tmp/x.yaml"),
                                    mock_tokens={"a": frozenset({"project:read"}), "b": frozenset()},
                                    mock_cors=False, mock_host="0.0.0.0", mock_port=9,

@@ -370,7 +370,8 @@ class Settings(Group):
     admin_token: str | None = setting(
         None,
         "Turns on the test controls under /__admin/ for this bearer token; /__admin/reset "
-        "returns to the state the server started with.",
+        "returns to the state the server started with. A flag shows in `ps`: prefer the "
+        "variable or --admin-token-file.",
         parse_token, flag="--admin-token", metavar="token", shown="off",
     )  # fmt: skip
     journal_size: int = setting(
@@ -435,6 +436,12 @@ class ServeProcess(Group):
         "json: one JSON object per line; access lines carry the request id, operationId, "
         "status, duration and token id.",
         one_of(LOG_FORMATS), flag="--log-format", choices=LOG_FORMATS,
+    )  # fmt: skip
+    admin_token_file: Path | None = setting(
+        None,
+        "A file holding the admin token (its only line), read at start, so that the token "
+        "does not show in `ps` as --admin-token does.",
+        _path, flag="--admin-token-file", metavar="file",
     )  # fmt: skip
 
 
