@@ -38,6 +38,13 @@ def test_an_oversized_body_is_413_before_100_continue(mock: runner.Server) -> No
     assert json.loads(body) == {"detail": f"Request body is larger than {1 << 20} bytes."}
 
 
+def test_an_oversized_body_sent_anyway_ends_the_connection(mock: runner.Server) -> None:
+    head = post_head(f"Content-Length: {GIB}").replace(b"Connection: close", b"X-Keep: alive")
+    received = raw_exchange(mock.port, [head, b'{"name": "' + b"x" * 65536])
+    [(status, headers, _)] = responses(received)
+    assert (status, headers["connection"]) == (413, "close")
+
+
 def test_a_body_within_the_limit_still_gets_100_continue(mock: runner.Server) -> None:
     body = b'{"name": "continued"}'
     head = post_head(f"Content-Length: {len(body)}", "Expect: 100-continue")

@@ -242,7 +242,11 @@ class MockApp(Pipeline):
         # Decided before the first receive(): uvicorn sends `100 Continue` on that call, and a
         # client waiting for it must hear 413 instead of being asked for a body we will refuse.
         if declared_over(headers, self.max_body_bytes):
-            return self.errors.too_large(self.max_body_bytes), 0
+            refused = self.errors.too_large(self.max_body_bytes)
+            # The body was never read: a client that sends it anyway must not have it taken for
+            # its next request, so this connection ends with the answer.
+            refused.headers = {**refused.headers, "Connection": "close"}
+            return refused, 0
         body = await _read(receive, self.max_body_bytes)
         if body is None:
             return self.errors.too_large(self.max_body_bytes), 0
