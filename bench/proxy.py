@@ -38,6 +38,9 @@ SCENARIOS = [
     ("create", f"/api/0/projects/{ORG}/create/keys/", "create"),
 ]
 
+ADMIN_TOKEN = "bench-proxy-admin"
+"""The proxy's admin token: the violations it recorded are read at the end of the run."""
+
 
 def servers(database: Path) -> list[Server]:
     """clientkeys as `serve` runs it (2 workers), and a proxy (1 process) in front of it."""
@@ -51,7 +54,7 @@ def servers(database: Path) -> list[Server]:
     proxy = Server(
         "proxy over clientkeys",
         [str(BIN / "clientkeys"), "proxy", "--upstream", upstream.url, "--port", str(proxy_port)],
-        {}, proxy_port,
+        {"CLIENTKEYS_PROXY_ADMIN_TOKEN": ADMIN_TOKEN}, proxy_port,
     )  # fmt: skip
     return [upstream, proxy]
 
@@ -93,7 +96,9 @@ def main() -> None:
 
 
 def _violations(proxy: Server) -> int:
-    with urllib.request.urlopen(f"{proxy.url}/__proxy/violations", timeout=10) as response:
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    listing = urllib.request.Request(f"{proxy.url}/__proxy/violations", headers=admin)
+    with urllib.request.urlopen(listing, timeout=10) as response:
         return int(json.loads(response.read())["count"])
 
 

@@ -139,13 +139,14 @@ def test_each_commands_settings_round_trip_through_the_environment(group: type[G
     """A command's workers (the mock's) rebuild what it resolved from the environment."""
     changed = {
         ServeProcess: ServeProcess(host="::1", port=0, workers=3, log_level="debug",
-                                   log_format="json"),
+                                   log_format="json", admin_token_file=Path("/run/t")),
         MockSettings: MockSettings(mock_spec=Path("/tmp/x.yaml"),
                                    mock_tokens={"a": frozenset({"project:read"}), "b": frozenset()},
                                    mock_cors=False, mock_host="0.0.0.0", mock_port=9,
                                    mock_workers=2, mock_log_level="error"),
         ProxySettings: ProxySettings(proxy_upstream="https://sentry.io", proxy_host="0.0.0.0",
-                                     proxy_port=1, proxy_mode="enforce", proxy_log_level="info"),
+                                     proxy_port=1, proxy_mode="enforce", proxy_log_level="info",
+                                         proxy_admin_token="adm"),
         CheckSettings: CheckSettings(check_token="t1", check_forbidden_token="t2",
                                      check_read_only_token="t3", check_request_timeout=2.5),
     }[group]  # fmt: skip

@@ -370,7 +370,8 @@ class Settings(Group):
     admin_token: str | None = setting(
         None,
         "Turns on the test controls under /__admin/ for this bearer token; /__admin/reset "
-        "returns to the state the server started with.",
+        "returns to the state the server started with. A flag shows in `ps`: prefer the "
+        "variable or --admin-token-file.",
         parse_token, flag="--admin-token", metavar="token", shown="off",
     )  # fmt: skip
     journal_size: int = setting(
@@ -436,6 +437,12 @@ class ServeProcess(Group):
         "status, duration and token id.",
         one_of(LOG_FORMATS), flag="--log-format", choices=LOG_FORMATS,
     )  # fmt: skip
+    admin_token_file: Path | None = setting(
+        None,
+        "A file holding the admin token (its only line), read at start, so that the token "
+        "does not show in `ps` as --admin-token does.",
+        _path, flag="--admin-token-file", metavar="file",
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -492,6 +499,12 @@ class ProxySettings(Group):
     proxy_log_level: str = setting(
         "warning", "How much to log.", one_of(LOG_LEVELS), flag="--log-level", choices=LOG_LEVELS
     )
+    proxy_admin_token: str | None = setting(
+        None,
+        "The bearer token that reads and empties /__proxy/violations (401 without it); when "
+        "unset, one is generated and printed at start.",
+        parse_token, flag="--admin-token", metavar="token", shown="generated, printed at start",
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)

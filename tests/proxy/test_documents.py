@@ -10,15 +10,15 @@ from typing import Any
 import pytest
 import requests
 from pets import BAD_REQUEST, pets_upstream, write_pets
-from proxies import proxy_command, proxying
+from proxies import ADMIN, proxy_command, proxying
 
 KEY = {"api_key": "k"}
 
 
 def listed(proxy: str) -> list[dict[str, Any]]:
-    violations: list[dict[str, Any]] = requests.get(f"{proxy}/__proxy/violations").json()[
-        "violations"
-    ]
+    violations: list[dict[str, Any]] = requests.get(
+        f"{proxy}/__proxy/violations", headers=ADMIN
+    ).json()["violations"]
     return violations
 
 

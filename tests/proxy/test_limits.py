@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 from pets import pets_upstream, write_pets
-from proxies import proxy_command, proxying
+from proxies import ADMIN, proxy_command, proxying
 
 from clientkeys.core.errors import MAX_HEADER_BYTES, MAX_QUERY_PARAMETERS, MAX_TARGET_BYTES
 from clientkeys.openapi.conformance import MAX_KEPT, MAX_PER_EXCHANGE
@@ -61,7 +61,7 @@ def test_targets_that_are_not_a_path_are_400_and_go_nowhere(tmp_path: Path) -> N
             ask(proxy, f"GET http://127.0.0.1:{other}/api/0/ HTTP/1.1"),
             ask(proxy, f"GET http://user@127.0.0.1:{other}/x HTTP/1.1"),
         ]
-        found = requests.get(f"{proxy}/__proxy/violations").json()
+        found = requests.get(f"{proxy}/__proxy/violations", headers=ADMIN).json()
         # Each answer came back before the proxy closed: had it forwarded, the connection would
         # be waiting on one of the listeners now.
         assert not reached(upstream) and not reached(elsewhere)
@@ -79,7 +79,7 @@ def test_serves_limits_hold_before_anything_is_forwarded(tmp_path: Path) -> None
         big_header = ask(proxy, f"GET {keys} HTTP/1.1\r\nX-Big: {'a' * (MAX_HEADER_BYTES + 1)}")
         long_target = ask(proxy, f"GET {keys}?q={'a' * MAX_TARGET_BYTES} HTTP/1.1")
         too_many = requests.get(f"{proxy}{keys}?{many}", headers={"Authorization": "Bearer t"})
-        found = requests.get(f"{proxy}/__proxy/violations").json()["violations"]
+        found = requests.get(f"{proxy}/__proxy/violations", headers=ADMIN).json()["violations"]
         assert not reached(upstream)
     assert [big_header[0], long_target[0], too_many.status_code] == [431, 414, 400]
     assert too_many.json() == {
@@ -104,7 +104,7 @@ def test_the_violation_record_stays_under_its_cap(tmp_path: Path) -> None:
         for _ in range(requests_sent):
             answer = requests.get(f"{proxy}/pets/1", params={"api_key": "k", **unknown})
             assert answer.status_code == 200  # report mode: forwarded all the same
-        found = requests.get(f"{proxy}/__proxy/violations").json()
+        found = requests.get(f"{proxy}/__proxy/violations", headers=ADMIN).json()
     assert len(seen) == requests_sent
     assert found["count"] == requests_sent * len(unknown)
     assert len(found["violations"]) == MAX_KEPT

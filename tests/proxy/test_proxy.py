@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import requests
-from proxies import proxy_command, proxying
+from proxies import ADMIN, proxy_command, proxying
 
 from broken_server import ORG, PROJECT, running
 from clientkeys.testing.plugin import ClientKeys
@@ -160,10 +160,10 @@ def test_enforce_mode_answers_like_the_server_and_forwards_nothing_bad(
         # A request the contract allows goes through, even when its answer is an error.
         assert requests.get(proxy + path, headers=auth).status_code == 200
         assert requests.get(f"{proxy}{path}not-a-key/", headers=auth).status_code == 404
-        listed = requests.get(f"{proxy}/__proxy/violations").json()
-        refused = requests.post(f"{proxy}/__proxy/violations")
+        listed = requests.get(f"{proxy}/__proxy/violations", headers=ADMIN).json()
+        refused = requests.post(f"{proxy}/__proxy/violations", headers=ADMIN)
         assert (refused.status_code, refused.headers["allow"]) == (405, "GET, HEAD, DELETE")
-        assert requests.delete(f"{proxy}/__proxy/violations").json()["count"] == 0
+        assert requests.delete(f"{proxy}/__proxy/violations", headers=ADMIN).json()["count"] == 0
     assert listed["count"] >= len(bad)
     assert {v["status"] for v in listed["violations"]} == {400, 401, 404, 405, 413, 415}
     nested = next(v for v in listed["violations"] if v["where"] == "rateLimit.count")
@@ -208,7 +208,7 @@ def test_an_unreachable_upstream_is_a_502_and_a_violation(tmp_path: Path) -> Non
                               headers={"Authorization": "Bearer token"})  # fmt: skip
         # Not the proxy's to answer (no spec, docs or health of its own): the upstream's paths.
         others = [requests.get(f"{proxy}{path}").status_code for path in OTHERS]
-        listed = requests.get(f"{proxy}/__proxy/violations").json()
+        listed = requests.get(f"{proxy}/__proxy/violations", headers=ADMIN).json()
     assert answer.status_code == 502
     assert answer.json()["detail"].startswith(
         f"Bad Gateway: {nowhere} did not answer: ClientConnectorError"
@@ -258,7 +258,7 @@ def test_a_closed_pooled_connection_resends_idempotent_requests_only(tmp_path: P
             again = requests.get(f"{proxy}{keys}{'0' * 32}/", headers=auth)  # the pooled one
             update = requests.put(f"{proxy}{keys}{'0' * 32}/", json={"name": "x"}, headers=auth)
             create = requests.post(f"{proxy}{keys}", json={"name": "CI"}, headers=auth)
-            listed = requests.get(f"{proxy}/__proxy/violations").json()
+            listed = requests.get(f"{proxy}/__proxy/violations", headers=ADMIN).json()
         upstream.shutdown()
     statuses = [r.status_code for r in (first, again, update, create)]
     assert statuses == [404, 404, 404, 502]
@@ -286,7 +286,9 @@ def test_an_answer_the_upstream_breaks_off_is_a_violation(tmp_path: Path) -> Non
             with pytest.raises(requests.exceptions.ChunkedEncodingError):
                 requests.get(f"{proxy}/api/0/projects/{ORG}/{PROJECT}/keys/{'0' * 32}/",
                              headers={"Authorization": "Bearer token"})  # fmt: skip
-            [violation] = requests.get(f"{proxy}/__proxy/violations").json()["violations"]
+            [violation] = requests.get(f"{proxy}/__proxy/violations", headers=ADMIN).json()[
+                "violations"
+            ]
         upstream.shutdown()
     assert violation["rule"] == "upstream.unreachable"
     assert violation["message"].startswith(f"{url} stopped answering: ")
@@ -304,7 +306,7 @@ def test_rewrite_urls_sends_links_and_dsns_back_through_the_proxy(
         page = requests.get(f"{proxy}{path}?per_page=2", headers=auth)
         following = requests.get(page.links["next"]["url"], headers=auth)
         plain = requests.get(f"{upstream.base_url}{path}?per_page=2", headers=auth)
-        listed = requests.get(f"{proxy}/__proxy/violations").json()
+        listed = requests.get(f"{proxy}/__proxy/violations", headers=ADMIN).json()
     assert page.links["next"]["url"].startswith(f"{proxy}{path}")
     assert page.json()[0]["dsn"]["public"].endswith(f"@{proxy.removeprefix('http://')}/1")
     assert plain.links["next"]["url"].startswith(upstream.base_url)
@@ -328,7 +330,7 @@ def test_the_proxy_adds_no_header_and_reports_the_missing_ones(tmp_path: Path) -
             answer = requests.get(
                 f"{proxy}{keys}{'0' * 32}/", headers={"Authorization": "Bearer t"}
             )
-            listed = requests.get(f"{proxy}/__proxy/violations").json()
+            listed = requests.get(f"{proxy}/__proxy/violations", headers=ADMIN).json()
         upstream.shutdown()
     assert answer.status_code == 404
     assert "cache-control" not in answer.headers and "x-content-type-options" not in answer.headers

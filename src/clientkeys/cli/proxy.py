@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import sys
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,7 @@ from clientkeys.config import ProxySettings
     default=None,
     help="Write each violation to this file, as one JSON line. [default: stderr]",
 )
-@setting_options(ProxySettings, "proxy_log_level")
+@setting_options(ProxySettings, "proxy_log_level", "proxy_admin_token")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def proxy(
     spec_file: Path | None,
@@ -52,12 +53,14 @@ def proxy(
     Requests are checked as a validating clientkeys checks them (bearer credentials,
     parameters, body); the upstream's answers against the documented statuses, headers and
     schemas. Each violation is logged as a JSON line (operation, rule, where, offending value)
-    and listed at GET /__proxy/violations (DELETE empties the list). On shutdown a summary is
-    printed; the exit status is 1 when any violation was seen.
+    and listed at GET /__proxy/violations (DELETE empties the list; both need the admin token
+    as `Authorization: Bearer`). Credentials and secret-named fields are redacted. On shutdown a
+    summary is printed; the exit status is 1 when any violation was seen.
 
     With a COMMAND after `--` (e.g. `-- pytest tests/`), the proxy runs it with
-    CLIENTKEYS_PROXY_URL set, then stops, prints the summary and exits with the command's
-    status, or 1 if it passed but there were violations or no request came through.
+    CLIENTKEYS_PROXY_URL and CLIENTKEYS_PROXY_ADMIN_TOKEN set, then stops, prints the summary and
+    exits with the command's status, or 1 if it passed but there were violations or no request
+    came through.
     """
     require_extra("proxy", "aiohttp")
     import asyncio
@@ -72,10 +75,12 @@ def proxy(
     host, port, log_level = given.proxy_host, given.proxy_port, given.proxy_log_level
     settings = load_settings()
     ledger = Ledger(log_file or sys.stderr)
+    admin_token = given.proxy_admin_token or secrets.token_urlsafe(24)
     try:
         app = create_proxy_app(spec_file or settings.spec_dir / "openapi.json", upstream,
                                ledger=ledger, mode=mode, rewrite_urls=rewrite_urls,
-                               max_body_bytes=settings.max_body_bytes)  # fmt: skip
+                               max_body_bytes=settings.max_body_bytes,
+                               admin_token=admin_token)  # fmt: skip
     except SpecError as exc:  # as `clientkeys mock` says it
         click.echo(f"Error: {exc}", err=True)
         raise SystemExit(2) from None
@@ -83,6 +88,9 @@ def proxy(
     def announce(url: str) -> None:
         click.echo(f"clientkeys proxy: {url} -> {upstream} ({mode} mode); "
                    f"violations at {url}/__proxy/violations", err=True)  # fmt: skip
+        if not given.proxy_admin_token:  # one the user chose is not theirs to read back here
+            click.echo(f"clientkeys proxy: admin token (generated) for /__proxy/violations: "
+                       f"{admin_token}", err=True)  # fmt: skip
 
     try:
         sock = runner.listen(host, port)

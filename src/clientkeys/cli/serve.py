@@ -19,7 +19,7 @@ from clientkeys.cli.options import (
     opened,
     setting_options,
 )
-from clientkeys.config import ServeProcess, Settings
+from clientkeys.config import Invalid, ServeProcess, Settings, parse_token
 from clientkeys.core import domain
 from clientkeys.core.errors import ClientKeysError
 from clientkeys.runtime import runner, service
@@ -45,6 +45,7 @@ PORT = ServeProcess.settings()["port"]
     help="Load organizations, projects, keys and tokens from this JSON or YAML file.",
 )
 @setting_options(Settings, "admin_token")
+@setting_options(ServeProcess, "admin_token_file")
 @setting_options(ServeProcess, "log_level", "log_format")
 def serve(demo: bool, fixtures_file: Path | None, **flags: Any) -> None:
     """Serve the API with uvicorn.
@@ -55,6 +56,8 @@ def serve(demo: bool, fixtures_file: Path | None, **flags: Any) -> None:
     """
     own = ServeProcess.settings()
     process = ServeProcess(**{name: flags.pop(name) for name in own})
+    if process.admin_token_file is not None:
+        flags["admin_token"] = _token_from_file(process.admin_token_file, flags.get("admin_token"))
     settings = load_settings(**flags)
     try:
         service.check_settings(settings)
@@ -69,6 +72,27 @@ def serve(demo: bool, fixtures_file: Path | None, **flags: Any) -> None:
         runner.configure_logging(running)
         _prepare_store(settings, fixtures_file, demo, runner.url_of(sock))
         service.run(settings, running, sock)
+
+
+def _token_from_file(path: Path, given: str | None) -> str:
+    """The admin token `path` holds (one line); a usage error when it cannot be read or used,
+    or when a token was given another way too."""
+    hint = "'--admin-token-file' / 'CLIENTKEYS_ADMIN_TOKEN_FILE'"
+    if given:
+        raise click.UsageError(
+            "Give the admin token one way: --admin-token (or CLIENTKEYS_ADMIN_TOKEN) or "
+            "--admin-token-file, not both."
+        )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise click.BadParameter(f"cannot read {path}: {why}", param_hint=hint) from None
+    try:
+        # Never repeated in a message: it is a secret (parse_token's words do not quote it).
+        return parse_token(text.strip())
+    except Invalid as exc:
+        raise click.BadParameter(f"the token in {path} {exc}", param_hint=hint) from None
 
 
 @click.command()

@@ -239,6 +239,14 @@ class MockApp(Pipeline):
         if isinstance(routed, Refusal):
             return routed.answer, 0
         operation, values = routed
+        # Decided before the first receive(): uvicorn sends `100 Continue` on that call, and a
+        # client waiting for it must hear 413 instead of being asked for a body we will refuse.
+        if declared_over(headers, self.max_body_bytes):
+            refused = self.errors.too_large(self.max_body_bytes)
+            # The body was never read: a client that sends it anyway must not have it taken for
+            # its next request, so this connection ends with the answer.
+            refused.headers = {**refused.headers, "Connection": "close"}
+            return refused, 0
         body = await _read(receive, self.max_body_bytes)
         if body is None:
             return self.errors.too_large(self.max_body_bytes), 0
@@ -312,6 +320,12 @@ def request_path(scope: Scope) -> str:
     """The path as sent (still percent-encoded: the router decodes each segment itself)."""
     raw = scope.get("raw_path")
     return raw.decode("latin-1").split("?")[0] if raw else str(scope["path"])
+
+
+def declared_over(headers: Mapping[str, str], limit: int) -> bool:
+    """Whether the request's Content-Length already says its body is over `limit` bytes."""
+    declared = headers.get("content-length", "").strip()
+    return declared.isdigit() and int(declared) > limit
 
 
 async def _read(receive: Receive, limit: int) -> bytes | None:

@@ -3,9 +3,10 @@
 `ResponseChecks` checks an answer against its operation of the engine's index (documented
 status, media type, required headers, body schema) with the engine's compiled schemas;
 `refused` turns the pipeline's refusal of a request (`asgi.Refusal`) into records naming the
-part of the request at fault. `Ledger` keeps them, up to a cap. `Contract` and `check_response`
-do the same response checks over a bundled (dereferenced) spec, for `check.probes`. Used by
-`clientkeys proxy` and `clientkeys check`; nothing here does I/O.
+part of the request at fault. `Ledger` keeps them, up to a cap. `Redactor` takes the request's
+credentials and secret-named fields out of records before they are kept or logged. `Contract`
+and `check_response` do the same response checks over a bundled (dereferenced) spec, for
+`check.probes`. Used by `clientkeys proxy` and `clientkeys check`; nothing here does I/O.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ import re
 import threading
 import zlib
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
 from typing import Any, TextIO
+from urllib.parse import parse_qsl
 
 import orjson
 from jsonschema import Draft4Validator
@@ -74,6 +76,8 @@ class Ledger:
 
     def __init__(self, log: TextIO | None = None, cap: int = MAX_KEPT) -> None:
         self.violations: list[Violation] = []
+        self.redactor = Redactor()
+        """Applied to every record before it is kept or logged (the proxy sets its document's)."""
         self.exchanges = 0
         self.dropped = 0
         self.unchecked = 0
@@ -91,10 +95,14 @@ class Ledger:
         with self._lock:
             self.exchanges += 1
 
-    def record(self, violations: Sequence[Violation]) -> None:
+    def record(
+        self, violations: Sequence[Violation], secrets: frozenset[str] = frozenset()
+    ) -> None:
+        """Keep and log `violations`, without `secrets` (the values the exchange's request
+        carries as credentials, `Redactor.secrets`) nor any secret-named field."""
         with self._lock:
             room = max(0, min(self.cap - len(self.violations), MAX_PER_EXCHANGE))
-            kept = list(violations[:room])
+            kept = [self.redactor.violation(v, secrets) for v in violations[:room]]
             self.dropped += len(violations) - len(kept)
             self.violations.extend(kept)
             if self._log is not None:
@@ -122,6 +130,106 @@ class Ledger:
         for (operation, rule, where), n in kinds.most_common():
             lines.append(f"  {n:>4}  {operation}  {rule}" + (f"  {where}" if where else ""))
         return lines
+
+
+# Secrets ----------------------------------------------------------------------------------------
+
+REDACTED = "[redacted]"
+SECRET_NAME = re.compile(
+    r"secret|passw(or)?d|token|api[-_]?key|access[-_]?key|private[-_]?key|credential"
+    r"|authorization|signature",
+    re.IGNORECASE,
+)
+"""A header, query parameter or body field with a name like these holds a secret."""
+MIN_SECRET_CHARS = 3
+"""Shorter values are not searched for in text: replacing every "a" would only garble it."""
+
+
+class Redactor:
+    """Takes secrets out of violation records: the values of credential headers, of query
+    parameters and body fields named like a secret (or as one of the document's apiKey security
+    schemes names its parameter), wherever they show up in a record's value or message."""
+
+    def __init__(self, names: Iterable[str] = ()) -> None:
+        self.names = frozenset(name.lower() for name in names)
+
+    @classmethod
+    def of(cls, document: Any) -> Redactor:
+        """For a document's root: its apiKey schemes' parameter names are secrets too."""
+        components = document.get("components") if isinstance(document, Mapping) else None
+        schemes = (components or {}).get("securitySchemes") or {}
+        return cls(str(s.get("name", "")) for s in schemes.values()
+                   if isinstance(s, Mapping) and s.get("type") == "apiKey")  # fmt: skip
+
+    def is_secret(self, name: str) -> bool:
+        return name.lower() in self.names or SECRET_NAME.search(name) is not None
+
+    def secrets(
+        self, headers: Mapping[str, str], query: Sequence[tuple[str, str]], body: bytes
+    ) -> frozenset[str]:
+        """The secret values a request carries (a credential header whole and after its scheme
+        word, secret-named query parameters and JSON or form body fields)."""
+        found: set[str] = set()
+        for name, value in headers.items():
+            if name.lower() == "cookie":  # only the cookies named like a secret
+                pairs = (part.strip().partition("=") for part in value.split(";"))
+                found.update(v for k, _, v in pairs if self.is_secret(k))
+            elif self.is_secret(name):
+                found.add(value)
+                found.update(part.partition("=")[2] or part for part in re.split(r"[;,\s]+", value))
+        found.update(value for name, value in query if self.is_secret(name))
+        found.update(self._body_secrets(body, headers.get("content-type", "")))
+        return frozenset(s.strip() for s in found if len(s.strip()) >= MIN_SECRET_CHARS)
+
+    def _body_secrets(self, body: bytes, media: str) -> Iterator[str]:
+        if "form-urlencoded" in media:
+            pairs = parse_qsl(body.decode("latin-1"), keep_blank_values=True)
+            yield from (value for name, value in pairs if self.is_secret(name))
+            return
+        yield from self._walk(_json_or_none(body))
+
+    def _walk(self, node: Any) -> Iterator[str]:
+        if isinstance(node, Mapping):
+            for name, value in node.items():
+                if self.is_secret(str(name)) and isinstance(value, (str, int, float)):
+                    yield str(value)
+                else:
+                    yield from self._walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                yield from self._walk(item)
+
+    def violation(self, violation: Violation, secrets: frozenset[str]) -> Violation:
+        """The record with every secret replaced by REDACTED."""
+        named = violation.where.replace("/", ".").split(".")[-1]
+        value = (
+            REDACTED if named and self.is_secret(named) else self._value(violation.value, secrets)
+        )
+        return replace(violation, value=value, message=_scrubbed(violation.message, secrets),
+                       path=_scrubbed(violation.path, secrets))  # fmt: skip
+
+    def scrub(self, text: str, secrets: frozenset[str]) -> str:
+        """`text` with each of `secrets` replaced by REDACTED."""
+        return _scrubbed(text, secrets)
+
+    def _value(self, value: Any, secrets: frozenset[str]) -> Any:
+        if isinstance(value, Mapping):
+            return {k: REDACTED if self.is_secret(str(k)) else self._value(v, secrets)
+                    for k, v in value.items()}  # fmt: skip
+        if isinstance(value, list):
+            return [self._value(item, secrets) for item in value]
+        if isinstance(value, str):
+            return _scrubbed(value, secrets)
+        if value is not None and not isinstance(value, bool) and str(value) in secrets:
+            return REDACTED
+        return value
+
+
+def _scrubbed(text: str, secrets: frozenset[str]) -> str:
+    # Longest first: a secret that contains another is replaced whole.
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    return text
 
 
 # Responses --------------------------------------------------------------------------------------

@@ -6,7 +6,8 @@ parameters and body are checked (`asgi.Pipeline`), and instead of an answer made
 document it gets the upstream's, which is checked in turn (`conformance.ResponseChecks`)::
 
     LimitedHttpToolsProtocol  the request head: 414 and 431 before the app sees anything
-    ProxyApp                  counts exchanges, serves /__proxy/violations; refuses a request
+    ProxyApp                  counts exchanges, serves /__proxy/violations (to the bearer of
+                              its admin token only); refuses a request
                               target that is not origin-form (400) and too many query
                               parameters (400); the body limit (guards.BodyLimitMiddleware)
     Pipeline                  route, security (any credential of the right form: the upstream
@@ -19,12 +20,14 @@ The upstream URL is only ever the configured one followed by an origin-form path
 uses aiohttp (measured in bench/proxy.py: httpx added about twice the latency). Request bodies
 are read whole (they are checked, and the body limit bounds them); answers stream through, and
 the last chunk is held until the answer has been checked, so a violation is listed before the
-client has its answer.
+client has its answer. Records carry no secrets: the request's credentials, secret-named query
+parameters and body fields are redacted (`conformance.Redactor`) before a record is kept or logged.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import os
 import re
 import signal
@@ -46,7 +49,14 @@ from clientkeys.config import SPEC_DIR
 from clientkeys.core.errors import ClientKeysError, PayloadTooLarge
 from clientkeys.openapi import compiled
 from clientkeys.openapi.asgi import Pipeline, Refusal, query_pairs, request_headers, request_path
-from clientkeys.openapi.conformance import Answer, Ledger, ResponseChecks, Violation, refused
+from clientkeys.openapi.conformance import (
+    Answer,
+    Ledger,
+    Redactor,
+    ResponseChecks,
+    Violation,
+    refused,
+)
 from clientkeys.openapi.document import Document
 from clientkeys.openapi.operations import Index, Operation
 from clientkeys.openapi.requests import Incoming
@@ -72,6 +82,9 @@ KEEPALIVE_SECONDS = 3.0
 proxy rarely reuses one the upstream is closing just then (a POST cannot be sent again)."""
 MAX_CHECKED_BYTES = 16 * 1024 * 1024
 """An answer larger than this streams through unchecked (and is counted as such)."""
+SECRETS = "clientkeys.secrets"
+"""The scope key of the secret values the request carries (`Redactor.secrets`)."""
+UNAUTHORIZED = {"detail": "Authentication credentials were not provided."}
 
 
 @dataclass
@@ -197,7 +210,7 @@ class Upstream:
             operation, Answer(scope["method"], response.status, headers, body)
         )
         self.ledger.record([_violation("response", operation, scope, response.status, *f)
-                            for f in found])  # fmt: skip
+                            for f in found], _secrets(scope))  # fmt: skip
 
     async def _unreachable(
         self, scope: Scope, operation: Operation | None, send: Send, exc: Exception, started: bool
@@ -211,12 +224,18 @@ class Upstream:
                 _violation(
                     "upstream", operation, scope, status, "upstream.unreachable", "", None, message
                 )
-            ]
+            ],
+            _secrets(scope),
         )
         if started:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         else:
             await _send_json(send, 502, {"detail": f"Bad Gateway: {message}"})
+
+
+def _secrets(scope: Scope) -> frozenset[str]:
+    secrets: frozenset[str] = scope.get(SECRETS, frozenset())
+    return secrets
 
 
 def _host(scope: Scope) -> bytes:
@@ -282,10 +301,19 @@ class ProxyApp:
     """The proxy as an ASGI app (see the module docstring)."""
 
     def __init__(
-        self, pipeline: Pipeline, upstream: Upstream, *, enforce: bool, max_body_bytes: int
+        self,
+        pipeline: Pipeline,
+        upstream: Upstream,
+        *,
+        enforce: bool,
+        max_body_bytes: int,
+        admin_token: str,
     ) -> None:
         self.pipeline, self.upstream, self.enforce = pipeline, upstream, enforce
         self.ledger = upstream.ledger
+        self.redactor = self.ledger.redactor
+        self.admin_token = admin_token
+        self._admin = f"Bearer {admin_token}".encode()
         self.limited = BodyLimitMiddleware(self._checked, max_body_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -298,6 +326,8 @@ class ProxyApp:
             await self._violations(scope, send)
             return
         self.ledger.count()
+        query = query_pairs(scope.get("query_string", b""))
+        scope[SECRETS] = self.redactor.secrets(request_headers(scope), query, b"")
         target = scope.get(TARGET) or scope.get("raw_path", b"/")
         if not target.startswith(b"/"):
             await self._not_origin_form(scope, target, send)
@@ -321,12 +351,15 @@ class ProxyApp:
         """Route, check and forward (or refuse) a request within the limits."""
         routed = self.pipeline.route(scope["method"], request_path(scope))
         body = b"".join([chunk async for chunk in _body_chunks(receive)])
+        headers, query = request_headers(scope), query_pairs(scope.get("query_string", b""))
+        scope[SECRETS] = self.redactor.secrets(headers, query, body)
         if isinstance(routed, Refusal):
             await self._refused(scope, send, routed, None, None, body)
             return
         operation, values = routed
         query = query_pairs(scope.get("query_string", b""))
         incoming = Incoming(values, query, request_headers(scope), body)
+        scope[SECRETS] = self.redactor.secrets(incoming.headers, query, body)
         refusal = self.pipeline.judge(operation, incoming)
         if refusal is not None:
             await self._refused(scope, send, refusal, operation, incoming, body)
@@ -345,7 +378,9 @@ class ProxyApp:
         """Record why the request breaks the contract; answer it (enforce) or forward it."""
         status = refusal.answer.status
         found = refused(refusal, operation, incoming, self.pipeline.errors)
-        self.ledger.record([_violation("request", operation, scope, status, *f) for f in found])
+        self.ledger.record(
+            [_violation("request", operation, scope, status, *f) for f in found], _secrets(scope)
+        )
         if self.enforce:
             await _send_made(send, refusal.answer)
         else:
@@ -361,7 +396,7 @@ class ProxyApp:
         too_large = isinstance(error, PayloadTooLarge)
         rule = "request.body-size" if too_large else "request.limit"
         self.ledger.record([_violation("request", operation, scope, error.status, rule, "", None,
-                                       str(error.detail))])  # fmt: skip
+                                       str(error.detail))], _secrets(scope))  # fmt: skip
         if too_large and not self.enforce:
             await self.upstream.forward(scope, operation, _rest_of_body(exchange, receive), send)
             return
@@ -374,10 +409,16 @@ class ProxyApp:
         shown = target.decode("latin-1")
         detail = f"The request target must be a path (/...); {shown[:100]!r} is not forwarded."
         self.ledger.record([_violation("request", None, {**scope, "path": shown}, 400,
-                                       "request.target", "", shown[:200], detail)])  # fmt: skip
-        await _send_json(send, 400, {"detail": detail})
+                                       "request.target", "", shown[:200], detail)],
+                           _secrets(scope))  # fmt: skip
+        await _send_json(send, 400, {"detail": self.redactor.scrub(detail, _secrets(scope))})
 
     async def _violations(self, scope: Scope, send: Send) -> None:
+        """The list (GET), emptied (DELETE): for the admin token's bearer only, 401 without."""
+        given = dict(scope["headers"]).get(b"authorization", b"")
+        if not hmac.compare_digest(given, self._admin):
+            await _send_json(send, 401, UNAUTHORIZED, [(b"www-authenticate", b"Bearer")])
+            return
         if scope["method"] == "DELETE":
             self.ledger.clear()
         elif scope["method"] not in ("GET", "HEAD"):
@@ -441,17 +482,21 @@ def create_proxy_app(
     mode: str = "report",
     rewrite_urls: bool = False,
     max_body_bytes: int = 65536,
+    admin_token: str,
 ) -> ProxyApp:
-    """The proxy for a document in front of `upstream_url`; violations go to `ledger`.
-    SpecError for a document the engine cannot read."""
+    """The proxy for a document in front of `upstream_url`; violations go to `ledger`, without
+    secrets, and are listed to the bearer of `admin_token`. SpecError for a document the engine
+    cannot read."""
     document = Document(spec_file)
+    ledger.redactor = Redactor.of(document.root)
     schemas = Schemas(document)
     index = Index(document, schemas)
     pipeline = Pipeline(
         document, schemas, index, dialect=dialect_for(spec_file, OWN_SPEC), strict_query=True
     )
     upstream = Upstream(upstream_url, ResponseChecks(index), ledger, rewrite_urls)
-    return ProxyApp(pipeline, upstream, enforce=mode == "enforce", max_body_bytes=max_body_bytes)
+    return ProxyApp(pipeline, upstream, enforce=mode == "enforce", max_body_bytes=max_body_bytes,
+                    admin_token=admin_token)  # fmt: skip
 
 
 # Running ----------------------------------------------------------------------------------------
@@ -474,12 +519,15 @@ async def run(
         if not command:
             await server.stopped
             return 0
-        return await _run_command(command, server.url, server.stopped)
+        return await _run_command(command, server.url, app.admin_token, server.stopped)
 
 
-async def _run_command(command: Sequence[str], url: str, serving: asyncio.Task[None]) -> int:
-    """Run `command` with CLIENTKEYS_PROXY_URL set; stop it if the proxy stops first."""
-    env = {**os.environ, "CLIENTKEYS_PROXY_URL": url}
+async def _run_command(
+    command: Sequence[str], url: str, admin_token: str, serving: asyncio.Task[None]
+) -> int:
+    """Run `command` with CLIENTKEYS_PROXY_URL and the admin token set (it may read the
+    violations itself); stop it if the proxy stops first."""
+    env = {**os.environ, "CLIENTKEYS_PROXY_URL": url, "CLIENTKEYS_PROXY_ADMIN_TOKEN": admin_token}
     try:
         process = await asyncio.create_subprocess_exec(*command, env=env)
     except OSError as exc:
