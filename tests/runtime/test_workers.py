@@ -15,8 +15,8 @@ import pytest
 from clientkeys.testing.runner import Server, answers, clientkeys_command, free_port, running, until
 from live import KEYS, seed
 
-BOOT = 3.0
-"""The health check's wait in this test: short, to see a worker that stops answering replaced."""
+BOOT = 5.0
+"""The health check's wait here: uvicorn's own, short enough to see a hung worker replaced."""
 
 
 @pytest.fixture

@@ -247,9 +247,10 @@ def supervisor(config: Any, sockets: list[Any]) -> Any:
                 return
             for idx, process in enumerate(self.processes):
                 wait = self.config.timeout_worker_healthcheck
-                exited = not process.process.is_alive()
-                if not exited and process.ping(wait):
+                if process.process.is_alive() and process.ping(wait):
                     continue
+                # Asked after the ping: a worker that died during it fails the ping at once.
+                exited = not process.process.is_alive()
                 process.kill()
                 process.join()
                 if process.exitcode == STARTUP_FAILURE:
