@@ -446,6 +446,38 @@ class ServeProcess(Group):
 
 
 @dataclass(frozen=True)
+class ConnectionSettings(Group):
+    """How long serve, mock and proxy wait for a slow client or a booting worker (variables
+    only: the same for the three commands)."""
+
+    COMMAND: ClassVar[str] = "serve"
+
+    header_timeout: float = setting(
+        10.0,
+        "serve, mock, proxy: seconds a client has to send a request's head (from the connection, "
+        "or from the request's first byte); then the connection is closed without an answer.",
+        parse_positive_number,
+    )  # fmt: skip
+    body_timeout: float = setting(
+        30.0,
+        "serve, mock, proxy: seconds a request body may pause between two pieces; then the "
+        "connection is closed (the request is not handled).",
+        parse_positive_number,
+    )  # fmt: skip
+    keep_alive_timeout: float = setting(
+        5.0,
+        "serve, mock, proxy: seconds an idle keep-alive connection stays open between requests.",
+        parse_positive_number,
+    )  # fmt: skip
+    worker_boot_timeout: float = setting(
+        60.0,
+        "With several workers: seconds a worker may take to start, or to answer the "
+        "supervisor's health check, before it is killed and replaced (the log says why).",
+        parse_positive_number,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
 class MockSettings(Group):
     """`clientkeys mock`: which document, which tokens, and how it runs. Its workers rebuild
     the mock from these (`mock.app.app_from_env`)."""
@@ -541,8 +573,8 @@ class CheckSettings(Group):
     )  # fmt: skip
 
 
-GROUPS: tuple[type[Group], ...] = (Settings, ServeProcess, MockSettings, ProxySettings,
-                                   CheckSettings)  # fmt: skip
+GROUPS: tuple[type[Group], ...] = (Settings, ServeProcess, ConnectionSettings, MockSettings,
+                                   ProxySettings, CheckSettings)  # fmt: skip
 
 
 def every_setting() -> list[Setting]:

@@ -209,10 +209,11 @@ def setting_options(group: type[Group], *names: str, **types: Any) -> Callable[[
     return decorate
 
 
-def environment_only(group: type[Group]) -> str:
-    """The help's last paragraph: `group`'s settings that have no flag, with their defaults."""
-    listed = [f"{one.variable} ({one.shown_default})" for one in group.settings().values()
-              if one.flag is None]  # fmt: skip
+def environment_only(*groups: type[Group]) -> str:
+    """The help's last paragraph: the `groups`' settings that have no flag, with their
+    defaults."""
+    listed = [f"{one.variable} ({one.shown_default})" for group in groups
+              for one in group.settings().values() if one.flag is None]  # fmt: skip
     return f"Read from the environment only: {', '.join(listed)}." if listed else ""
 
 

@@ -19,7 +19,7 @@ from clientkeys.cli.options import (
     opened,
     setting_options,
 )
-from clientkeys.config import Invalid, ServeProcess, Settings, parse_token
+from clientkeys.config import ConnectionSettings, Invalid, ServeProcess, Settings, parse_token
 from clientkeys.core import domain
 from clientkeys.core.errors import ClientKeysError
 from clientkeys.runtime import runner, service
@@ -29,7 +29,7 @@ from clientkeys.store.backend import Connection
 PORT = ServeProcess.settings()["port"]
 
 
-@click.command(epilog=environment_only(Settings))
+@click.command(epilog=environment_only(Settings, ConnectionSettings))
 @setting_options(ServeProcess, "host", "port")
 @database_option
 @setting_options(Settings, "public_url", "ingest_url", "cdn_url")

@@ -1,7 +1,9 @@
 """The one way clientkeys runs an ASGI app under uvicorn, for serve, mock and proxy: the socket
 is bound here, once, before anything else starts (a busy port is one line naming the address,
 and every worker accepts on that socket), the log configuration is `logs.config` in every
-process, and the HTTP protocol is `uvicorn_hooks`' (the request-head limits and JSON errors).
+process, and the HTTP protocol is `uvicorn_hooks`' (the request-head limits and JSON errors,
+the slow-client time limits). Those limits and the workers' boot wait are `ConnectionSettings`,
+read from the environment when a `Process` is made, the same for every command.
 
 `run` serves until stopped, with one worker in this process or several; `serving` serves
 inside the caller's event loop while it does something else (the proxy runs a command).
@@ -16,11 +18,12 @@ import os
 import socket
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.types import ASGIApp
 
+from clientkeys.config import ConnectionSettings
 from clientkeys.runtime import logs
 
 AppFactory = Callable[[], ASGIApp]
@@ -48,6 +51,8 @@ class Process:
     server_header: bool = True
     date_header: bool = True
     """The proxy turns both off: the upstream's headers go through, and ours would repeat them."""
+    limits: ConnectionSettings = field(default_factory=ConnectionSettings.from_env)
+    """How long a slow client or a booting worker is waited for (`CLIENTKEYS_*_TIMEOUT`)."""
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -90,16 +95,26 @@ def configure_logging(process: Process) -> None:
 
 def _config(app: str | ASGIApp | AppFactory, process: Process, sock: socket.socket,
             *, factory: bool) -> Any:  # fmt: skip
+    import functools
+
     import uvicorn
 
     from clientkeys.runtime.uvicorn_hooks import LimitedHttpToolsProtocol
 
+    limits = process.limits
+    # A partial of the class, not an instance: uvicorn makes one protocol per connection, and
+    # pickles the configuration into each worker.
+    http: Any = functools.partial(LimitedHttpToolsProtocol, header_timeout=limits.header_timeout,
+                                  body_timeout=limits.body_timeout)  # fmt: skip
     return uvicorn.Config(
         app, factory=factory, host=process.host, port=sock.getsockname()[1],
         workers=process.workers, log_level=process.log_level, access_log=process.access_log,
-        log_config=log_config(process), http=LimitedHttpToolsProtocol,
+        log_config=log_config(process), http=http,
         timeout_graceful_shutdown=process.graceful_shutdown,
         server_header=process.server_header, date_header=process.date_header,
+        # Typed int by uvicorn, used as seconds by call_later and poll: a float serves.
+        timeout_keep_alive=limits.keep_alive_timeout,  # type: ignore[arg-type]
+        timeout_worker_healthcheck=limits.worker_boot_timeout,  # type: ignore[arg-type]
     )  # fmt: skip
 
 
@@ -117,7 +132,8 @@ def run(
     for the workers' factories to read (the resolved settings, `config.Group.to_env`).
     """
     import uvicorn
-    from uvicorn.supervisors import Multiprocess
+
+    from clientkeys.runtime.uvicorn_hooks import supervisor
 
     if process.workers > 1 and not isinstance(app, str):
         raise ValueError("several workers import their app: give its factory as 'module:name'")
@@ -126,7 +142,7 @@ def run(
     logger.info("Serving on %s with %d worker(s) (Press CTRL+C to quit)", url_of(sock),
                 process.workers)  # fmt: skip
     if process.workers > 1:
-        Multiprocess(config, sockets=[sock]).run()
+        supervisor(config, [sock]).run()
     else:
         uvicorn.Server(config).run(sockets=[sock])
 

@@ -6,11 +6,18 @@ header value grows inside httptools until it ends: eight 64 MB headers took a wo
 400 MB) and answers its own errors in text/plain. This subclass refuses a request target over
 `MAX_TARGET_BYTES` (414) and header fields over `MAX_HEADER_BYTES` or `MAX_HEADERS` (431)
 while they arrive, before the application (and authentication) sees anything, and answers
-those and uvicorn's own 400 in the spec's JSON error shape.
+those and uvicorn's own 400 in the spec's JSON error shape. It also closes the connection of a
+client too slow to be worth a worker's memory: a request head not complete within
+`header_timeout` seconds (from the connection, or from the request's first byte), or a body that
+pauses longer than `body_timeout` between two chunks (uvicorn's own keep-alive timeout closes
+idle connections between requests). `supervisor` is uvicorn's worker supervisor, logging why it
+replaces a worker.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
@@ -33,6 +40,9 @@ an absolute URI's host is not in the ASGI scope, and the proxy must refuse it.""
 MAX_FIELD_BYTES = MAX_HEADER_BYTES + 64
 """httptools keeps a header field to itself until it ends: a field still unfinished after
 this many bytes (more than any field within the limits) is refused before it holds more."""
+HEADER_TIMEOUT = 10.0
+BODY_TIMEOUT = 30.0
+logger = logging.getLogger(__name__)
 
 
 class LimitedHttpToolsProtocol(HttpToolsProtocol):
@@ -43,11 +53,18 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     and the parser callbacks `on_message_begin`, `on_url` (URL pieces, accumulated in
     `self.url`), `on_header` (one whole field, appended to `self.headers`) and
     `on_headers_complete` (`self.scope` made in `on_message_begin`, handed to the app as it is),
-    with `self.server_state.default_headers` and `self.transport`.
+    with `self.server_state.default_headers` and `self.transport`; for the time limits also
+    `connection_made`, `connection_lost`, `on_body`, `on_message_complete`, `self.loop`,
+    `self.flow.read_paused` (uvicorn stops reading while the app has not taken the body it holds)
+    and `self.cycle.waiting_for_100_continue` (true until the app asks for the body).
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, header_timeout: float = HEADER_TIMEOUT,
+                 body_timeout: float = BODY_TIMEOUT, **kwargs: Any) -> None:  # fmt: skip
         super().__init__(*args, **kwargs)
+        self._header_timeout, self._body_timeout = header_timeout, body_timeout
+        self._timer: asyncio.TimerHandle | None = None
+        """The one pending time limit: the head's while it arrives, the body's next chunk's."""
         self._refusal: ClientKeysError | None = None
         self._in_head = False
         self._header_bytes = 0
@@ -55,6 +72,43 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._unparsed = 0
         """Bytes fed since the parser last reported a piece of the head (an undercount by at
         most one chunk): what httptools may be holding of an unfinished field."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        # A connection that sends nothing is a head that never completes.
+        self._arm(self._header_timeout, self._head_too_slow)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _arm(self, seconds: float, callback: Any) -> None:
+        self._disarm()
+        self._timer = self.loop.call_later(seconds, callback)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _head_too_slow(self) -> None:
+        self._timer = None
+        self._close_slow("request head", self._header_timeout)
+
+    def _body_too_slow(self) -> None:
+        self._timer = None
+        cycle = self.cycle
+        if self.flow.read_paused or (cycle is not None and cycle.waiting_for_100_continue):
+            # The client waits for us (the app has not taken the body yet): not its delay.
+            self._arm(self._body_timeout, self._body_too_slow)
+            return
+        self._close_slow("request body", self._body_timeout)
+
+    def _close_slow(self, what: str, seconds: float) -> None:
+        if not self.transport.is_closing():
+            client = f"{self.client[0]}:{self.client[1]}" if self.client else "a client"
+            logger.info("Closed the connection of %s: its %s took over %g s", client, what, seconds)
+            self.transport.close()
 
     def data_received(self, data: bytes) -> None:
         self._progress = False
@@ -70,6 +124,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._in_head, self._header_bytes = True, 0
+        if self._timer is None:  # the first request's limit runs from the connection
+            self._arm(self._header_timeout, self._head_too_slow)
         self._advance()
 
     def on_url(self, url: bytes) -> None:
@@ -89,9 +145,18 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._in_head = False
+        self._arm(self._body_timeout, self._body_too_slow)
         if not self.url.startswith(b"/"):
             self.scope[TARGET] = bytes(self.url)  # type: ignore[literal-required]
         super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        self._arm(self._body_timeout, self._body_too_slow)
+        super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        self._disarm()
+        super().on_message_complete()
 
     def send_400_response(self, msg: str) -> None:
         refusal, self._refusal = self._refusal, None
@@ -160,3 +225,49 @@ def returning_server(config: Any) -> Any:
             self.ready.set()
 
     return ReturningServer(config)
+
+
+def supervisor(config: Any, sockets: list[Any]) -> Any:
+    """uvicorn's `Multiprocess` supervisor, whose health check waits
+    `config.timeout_worker_healthcheck` seconds for a worker (booting included: under load a
+    worker can take longer than uvicorn's 5 s to import its app), and whose log says why it
+    replaced a worker: it exited (with its status), or it did not answer in time (killed).
+
+    Relies on: `Multiprocess.keep_subprocess_alive` (called every half second; replaced here
+    with the same steps), `self.processes`, `self.should_exit`, `self.sockets`, and its
+    `Process` (`process.is_alive()`, `ping(timeout)`, `kill`, `join`, `exitcode`, `pid`,
+    `start`), and `STARTUP_FAILURE`, the exit status of a worker whose app cannot start.
+    """
+    from uvicorn.config import STARTUP_FAILURE
+    from uvicorn.supervisors import multiprocess
+
+    class ExplainingMultiprocess(multiprocess.Multiprocess):
+        def keep_subprocess_alive(self) -> None:
+            if self.should_exit.is_set():
+                return
+            for idx, process in enumerate(self.processes):
+                wait = self.config.timeout_worker_healthcheck
+                if process.process.is_alive() and process.ping(wait):
+                    continue
+                # Asked after the ping: a worker that died during it fails the ping at once.
+                exited = not process.process.is_alive()
+                process.kill()
+                process.join()
+                if process.exitcode == STARTUP_FAILURE:
+                    logger.error("Worker [%s] failed to start; stopping.", process.pid)
+                    self.should_exit.set()
+                    return
+                if self.should_exit.is_set():
+                    return
+                why = (
+                    f"it exited with status {process.exitcode}"
+                    if exited
+                    else f"it did not answer the health check within {wait:g} s "
+                    "(CLIENTKEYS_WORKER_BOOT_TIMEOUT) and was killed"
+                )
+                logger.warning("Restarting worker [%s]: %s.", process.pid, why)
+                process = multiprocess.Process(self.config, self.sockets)
+                process.start()
+                self.processes[idx] = process
+
+    return ExplainingMultiprocess(config, sockets=sockets)
