@@ -164,7 +164,7 @@ def open_backend(
         )
     from clientkeys.store.sqlite import SqliteBackend
 
-    return SqliteBackend(database, durability)
+    return SqliteBackend(database, durability, timeout)
 
 
 def backend_for(settings: Settings) -> Backend:
