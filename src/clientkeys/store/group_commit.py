@@ -22,11 +22,19 @@ from contextlib import contextmanager
 from typing import Any, Protocol
 
 from clientkeys.core.errors import StorageUnavailable
-from clientkeys.runtime import metrics
+from clientkeys.runtime import exchange, metrics
 from clientkeys.store import faults
 
 MAX_BATCH = 64
 """Writes one transaction takes at most before it commits, even with more queued."""
+
+
+def arrival() -> float:
+    """When the request being served arrived (its wait for a handler thread counts toward its
+    timeout: requests queued behind writes that wait for the lock must not wait in turns), or
+    now outside a request."""
+    current = exchange.current.get()
+    return time.monotonic() if current is None else min(current.arrived, time.monotonic())
 
 
 class Transactions(Protocol):
@@ -92,8 +100,8 @@ class GroupCommit:
         """Run the block as one write of the open batch, through the writer's connection
         (sqlite-utils' `db.conn` is swapped for the block); returns after its COMMIT. Its wait
         for the turn and for SQLite's lock together last `timeout` at most: then the busy fault
-        (however many queue, each write's clock starts when it arrives)."""
-        deadline = time.monotonic() + self.transactions.timeout
+        (however many queue, each write's clock starts when its request arrived)."""
+        deadline = arrival() + self.transactions.timeout
         self._enter(deadline)
         try:
             batch = self._begin(deadline)

@@ -36,7 +36,7 @@ from clientkeys.core.errors import StorageFull, StorageUnavailable
 from clientkeys.runtime import metrics
 from clientkeys.store import faults, schema
 from clientkeys.store.backend import IntegrityError
-from clientkeys.store.group_commit import GroupCommit
+from clientkeys.store.group_commit import GroupCommit, arrival
 
 BUSY_TIMEOUT_MS = 5_000
 """How long a write waits at most for the write lock, by default (the `db_timeout` setting's)."""
@@ -537,7 +537,7 @@ def write(db: SqliteConnection) -> Iterator[SqliteConnection]:
             yield db
         return
     conn = db.conn
-    deadline = time.monotonic() + db.backend.timeout
+    deadline = arrival() + db.backend.timeout
     with _locked(db.lock, deadline):
         _begin_immediate(conn, deadline)
         try:

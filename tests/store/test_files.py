@@ -1,0 +1,142 @@
+"""SQLite's files changed under a real server (`clientkeys serve`, 2 workers) and the write
+lock held by another process: the database file replaced, its -wal deleted, a -wal without its
+database at start, and writes waiting for the lock.
+
+What each test holds the server to: nothing acknowledged is lost (it is all in the original
+database, kept by a hard link), a replaced or deleted file is never adopted nor written into
+(answers are JSON 503s naming the cause), and no write waits longer than `--db-timeout`.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from clientkeys.store import sqlite as db
+from live import KEYS, Server, Writers, integrity, run_serve, seed, serving, stored_public_keys
+
+pytestmark = pytest.mark.sqlite_only
+
+
+def sent_after(writers: Writers, moment: float) -> list[int]:
+    return [status for sent, status in writers.sent if sent > moment]
+
+
+def assert_fault_answers(writers: Writers, moment: float, detail: str) -> None:
+    """Every write sent after `moment` was refused, each answer a 503 naming `detail`."""
+    after = sent_after(writers, moment)
+    assert after and set(after) == {503}, after
+    assert {status for status, _ in writers.answers} <= {201, 503}
+    assert {body["detail"] for status, body in writers.answers if status == 503} == {detail}
+
+
+def assert_not_ready(server: Server) -> None:
+    status, body, _ = server.call("GET", "/_health/?full")
+    assert status == 503, body
+
+
+def test_a_database_file_replaced_under_load_is_never_adopted_and_loses_nothing(
+    tmp_path: Path,
+) -> None:
+    database, kept, other = tmp_path / "ck.db", tmp_path / "kept.db", tmp_path / "other.db"
+    seed(other)
+    with serving(database, seed(database)) as server:
+        with Writers(server) as writers:
+            writers.wait_for(150)
+            os.link(database, kept)  # the original file itself, to count what it holds
+            os.replace(other, database)
+            replaced = time.monotonic()
+            writers.wait_for(10**6, seconds=1.5)
+        assert_fault_answers(writers, replaced, db.MOVED)
+        assert_not_ready(server)
+    # Everything acknowledged is in the original file; the replacement got none of it.
+    assert len(writers.acknowledged) >= 150
+    assert writers.acknowledged <= stored_public_keys(kept)
+    assert not writers.acknowledged & stored_public_keys(database)
+    assert integrity(kept) == "ok"
+    assert integrity(database) == "ok"
+
+
+def test_a_wal_deleted_under_load_is_503_and_loses_nothing(tmp_path: Path) -> None:
+    database, kept = tmp_path / "ck.db", tmp_path / "kept.db"
+    with serving(database, seed(database)) as server:
+        with Writers(server) as writers:
+            writers.wait_for(150)
+            os.link(database, kept)
+            os.unlink(f"{database}-wal")
+            deleted = time.monotonic()
+            writers.wait_for(10**6, seconds=1.5)
+        assert_fault_answers(writers, deleted, db.WAL_GONE)
+        assert_not_ready(server)
+    # Stopped, the server's connections checkpointed the deleted -wal into the database file.
+    assert len(writers.acknowledged) >= 150
+    assert writers.acknowledged <= stored_public_keys(kept)
+    assert integrity(kept) == "ok"
+
+
+def test_a_wal_without_its_database_is_a_refusal_to_start_in_one_line(tmp_path: Path) -> None:
+    source, database = tmp_path / "source.db", tmp_path / "ck.db"
+    seed(source)
+    holder = sqlite3.connect(source, isolation_level=None)
+    try:  # a -wal holding a committed write no checkpoint has copied yet
+        holder.execute("PRAGMA wal_autocheckpoint = 0")
+        holder.execute("INSERT INTO health (id, checked) VALUES (1, 0)")
+        Path(f"{database}-wal").write_bytes(Path(f"{source}-wal").read_bytes())
+    finally:
+        holder.close()
+    result = run_serve(database)
+    assert result.returncode == 1
+    lines = (result.stdout + result.stderr).splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"Error: Cannot use the database {database}:")
+    assert "-wal" in lines[0] and "without the database file" in lines[0]
+    assert not database.exists()  # no new empty database beside it
+
+
+TIMEOUT = 1.0
+WAITING = 20
+MARGIN = 0.75
+"""Seconds past `--db-timeout` a refused write may take to be answered (a loaded 2-core
+machine schedules the answer late, not the wait long)."""
+
+
+def test_every_write_waits_at_most_the_db_timeout_for_the_lock(tmp_path: Path) -> None:
+    database = tmp_path / "ck.db"
+    with serving(database, seed(database), "--db-timeout", str(TIMEOUT)) as server:
+        holder = sqlite3.connect(database, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")  # SQLite's write lock, from another process
+        release = time.monotonic() + 3 * TIMEOUT
+        try:
+            answers: list[tuple[float, int, Any]] = []
+            lock = threading.Lock()
+
+            def create(i: int) -> None:
+                sent = time.monotonic()
+                status, body, response = server.call("POST", KEYS, {"name": f"w{i}"})
+                with lock:
+                    answers.append((time.monotonic() - sent, status, (body, response)))
+
+            threads = [threading.Thread(target=create, args=(i,)) for i in range(WAITING)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(timeout=3 * TIMEOUT + 30)
+            assert time.monotonic() < release  # every answer came while the lock was held
+            time.sleep(release - time.monotonic())  # the fault lasts 3 timeouts, as specified
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        assert len(answers) == WAITING
+        assert {status for _, status, _ in answers} == {503}
+        slowest = max(took for took, _, _ in answers)
+        assert slowest <= TIMEOUT + MARGIN, sorted(took for took, _, _ in answers)
+        for _, _, (body, response) in answers:
+            assert body == {"detail": db.BUSY}
+            assert response.getheader("Retry-After").isdigit()
+        status, _, _ = server.call("POST", KEYS, {"name": "after"})
+        assert status == 201  # the lock released, writes go on
