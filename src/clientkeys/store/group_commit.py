@@ -22,19 +22,12 @@ from contextlib import contextmanager
 from typing import Any, Protocol
 
 from clientkeys.core.errors import StorageUnavailable
-from clientkeys.runtime import exchange, metrics
+from clientkeys.runtime import metrics
 from clientkeys.store import faults
+from clientkeys.store.backend import arrival
 
 MAX_BATCH = 64
 """Writes one transaction takes at most before it commits, even with more queued."""
-
-
-def arrival() -> float:
-    """When the request being served arrived (its wait for a handler thread counts toward its
-    timeout: requests queued behind writes that wait for the lock must not wait in turns), or
-    now outside a request."""
-    current = exchange.current.get()
-    return time.monotonic() if current is None else min(current.arrived, time.monotonic())
 
 
 class Transactions(Protocol):

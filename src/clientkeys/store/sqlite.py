@@ -35,8 +35,8 @@ from sqlite_utils import Database
 from clientkeys.core.errors import StorageFull, StorageUnavailable
 from clientkeys.runtime import metrics
 from clientkeys.store import faults, schema
-from clientkeys.store.backend import IntegrityError
-from clientkeys.store.group_commit import GroupCommit, arrival
+from clientkeys.store.backend import IntegrityError, arrival
+from clientkeys.store.group_commit import GroupCommit
 
 BUSY_TIMEOUT_MS = 5_000
 """How long a write waits at most for the write lock, by default (the `db_timeout` setting's)."""
@@ -156,7 +156,8 @@ def _moved(conn: sqlite3.Connection) -> str | None:
     if _identity(conn.path) != conn.identity:
         return MOVED
     if conn.wal_identity is not None and _identity(conn.path + "-wal") != conn.wal_identity:
-        return WAL_GONE
+        # The -wal goes too once the last connection to a replaced file closes: name the cause.
+        return MOVED if _identity(conn.path) != conn.identity else WAL_GONE
     return None
 
 
@@ -219,6 +220,12 @@ def open_file(
     # read-only after the permission comes back: use it for this request only.
     conn.broken = not os.access(target, os.W_OK)
     try:
+        if files is not None:
+            # Checked again before anything is read: a connection that read a replacement file
+            # through the original's -wal would, closing as that file's last, checkpoint the
+            # original's acknowledged writes into it and delete them.
+            files.check(target)
+            files.adopt_database(conn)
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute(f"PRAGMA synchronous = {DURABILITY[durability]}")
         conn.execute("PRAGMA schema_version").fetchone()  # a read: SQLite opens the -wal now
@@ -237,8 +244,10 @@ class _Files:
     very file is back). Forgotten when the backend closes everything (`SqliteBackend.close`):
     SQLite deletes the -wal when the last connection closes, and a later one makes a new one."""
 
-    def __init__(self) -> None:
-        self.database: tuple[int, int] | None = None
+    def __init__(self, path: str) -> None:
+        self.database = _identity(path)
+        """Taken when the backend is made (a worker starts): a worker that writes only after
+        the file was replaced must not adopt the replacement either."""
         self.wal: tuple[int, int] | None = None
         self.lock = threading.Lock()
 
@@ -251,10 +260,25 @@ class _Files:
                 pass  # nothing there: SQLite says it cannot open it (and creates nothing)
             elif self.database is not None and found != self.database:
                 detail = MOVED
-            elif self.wal is not None and _identity(path + "-wal") != self.wal:
-                detail = WAL_GONE
+            elif (self.wal is not None and _identity(path + "-wal") != self.wal) or (
+                # SQLite makes the -wal before the -shm and removes both on its last close:
+                # a -shm alone means the -wal another process writes to was deleted.
+                not os.path.exists(path + "-wal") and os.path.exists(path + "-shm")
+            ):
+                detail = MOVED if _identity(path) != self.database else WAL_GONE
         if detail is not None:
             fault = StorageUnavailable(detail)
+            _report(fault, None)
+            raise fault
+
+    def adopt_database(self, conn: _Connection) -> None:
+        """MOVED (reported) unless `conn`'s database file is the one first opened."""
+        with self.lock:
+            if self.database is None:
+                self.database = conn.identity
+            same = conn.identity == self.database
+        if not same:
+            fault = StorageUnavailable(MOVED)
             _report(fault, None)
             raise fault
 
@@ -323,7 +347,7 @@ class SqliteBackend:
         self.durability = durability
         self.timeout = timeout
         """Seconds a write waits at most for the write lock (`db_timeout`), queue included."""
-        self.files = _Files()
+        self.files = _Files(self.path)
         self.write_lock = threading.Lock()
         """Taken by the writes of this backend's own connections (`connect`): threads of this
         process queue here, so at most one at a time asks SQLite for the write lock."""
@@ -373,7 +397,7 @@ class SqliteBackend:
             writer, self._writer = self._writer, None
         if writer is not None:
             _close_quietly(writer)
-        self.files = _Files()
+        self.files = _Files(self.path)
 
     def _open(self) -> _Connection:
         """A new connection for a thread or the writer, on the files first opened only."""
