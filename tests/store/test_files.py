@@ -23,6 +23,7 @@ import pytest
 from clientkeys.store import backend as store
 from clientkeys.store import postgres
 from clientkeys.store import sqlite as db
+from clientkeys.testing import runner
 from conftest import BACKENDS, new_database
 from live import (
     KEYS,
@@ -49,6 +50,21 @@ def assert_fault_answers(writers: Writers, moment: float, detail: str) -> None:
     assert {body["detail"] for status, body in writers.answers if status == 503} == {detail}
 
 
+def stop_whole(server: Server) -> None:
+    """Stop the server and wait until its workers are gone too: until then they hold the files
+    open, and what they checkpoint on closing is not in them yet."""
+    workers = server.workers()
+    server.stop()
+
+    def gone(pid: int) -> bool:
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] in "ZX"
+        except (OSError, IndexError):
+            return True
+
+    runner.until(lambda: all(gone(pid) for pid in workers), 30, "the workers to end")
+
+
 def assert_not_ready(server: Server) -> None:
     status, body, _ = server.call("GET", "/_health/?full")
     assert status == 503, body
@@ -68,6 +84,7 @@ def test_a_database_file_replaced_under_load_is_never_adopted_and_loses_nothing(
             writers.wait_for(10**6, seconds=1.5)
         assert_fault_answers(writers, replaced, db.MOVED)
         assert_not_ready(server)
+        stop_whole(server)
     # Everything acknowledged is in the original file; the replacement got none of it.
     assert len(writers.acknowledged) >= 150
     assert writers.acknowledged <= stored_public_keys(kept)
@@ -87,6 +104,7 @@ def test_a_wal_deleted_under_load_is_503_and_loses_nothing(tmp_path: Path) -> No
             writers.wait_for(10**6, seconds=1.5)
         assert_fault_answers(writers, deleted, db.WAL_GONE)
         assert_not_ready(server)
+        stop_whole(server)
     # Stopped, the server's connections checkpointed the deleted -wal into the database file.
     assert len(writers.acknowledged) >= 150
     assert writers.acknowledged <= stored_public_keys(kept)
@@ -109,6 +127,30 @@ def test_a_wal_without_its_database_is_a_refusal_to_start_in_one_line(tmp_path: 
     assert len(lines) == 1 and lines[0].startswith(f"Error: Cannot use the database {database}:")
     assert "-wal" in lines[0] and "without the database file" in lines[0]
     assert not database.exists()  # no new empty database beside it
+
+
+def test_a_restart_after_the_database_was_deleted_refuses_and_the_file_put_back_has_all(
+    tmp_path: Path,
+) -> None:
+    database, kept = tmp_path / "ck.db", tmp_path / "kept.db"
+    with serving(database, seed(database)) as server:
+        with Writers(server) as writers:
+            writers.wait_for(150)
+            os.link(database, kept)
+            os.unlink(database)
+            deleted = time.monotonic()
+            writers.wait_for(10**6, seconds=1.5)
+            server.kill()  # the server and its workers at once: its -wal stays behind
+        assert sent_after(writers, deleted) and set(sent_after(writers, deleted)) == {503}
+    result = run_serve(database)
+    assert result.returncode == 1
+    lines = (result.stdout + result.stderr).splitlines()
+    assert len(lines) == 1 and "without the database file" in lines[0], lines
+    assert not database.exists()  # no new empty database beside the -wal
+    os.rename(kept, database)  # the operator puts it back: it and its -wal hold every write
+    assert len(writers.acknowledged) >= 150
+    assert writers.acknowledged <= stored_public_keys(database)
+    assert integrity(database) == "ok"
 
 
 TIMEOUT = 1.0

@@ -5,9 +5,15 @@ What a write guarantees (a second backend must keep the same promises):
 
 - `write` runs its block in one transaction that holds the write lock from its first statement
   (BEGIN IMMEDIATE), so a read-modify-write inside it sees no concurrent change;
-- it returns only after COMMIT, synced as `durability` says, and after checking that the file
-  at the configured path is still the one written to: a write into a deleted or replaced file
-  is a fault, never an acknowledgement;
+- it returns only after COMMIT, synced as `durability` says, and after checking, before the
+  COMMIT and after it, that the database file and its -wal at the configured path are still
+  the ones written to (device and inode): a write into a deleted or replaced file is a fault,
+  never an acknowledgement, and what was committed before is checkpointed into the file the
+  connection holds (`_save`);
+- a connection is opened only on the files the backend first opened (`_Files`): a replaced
+  database, or a -wal that is not the one in use, is a fault, never adopted;
+- its wait for the write lock (this process's queue and SQLite's lock together) ends at the
+  request's arrival plus `timeout` (`db_timeout`): then the busy fault;
 - concurrent writes of one process may share that transaction and its COMMIT (group commit,
   one fsync for all): each in its own savepoint, so a write that raises undoes itself only,
   and a fault of the shared transaction fails all of them;
