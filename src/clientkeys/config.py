@@ -317,8 +317,8 @@ class Settings(Group):
     )  # fmt: skip
     db_timeout: float = setting(
         5.0,
-        "PostgreSQL: seconds a request waits at most for a connection, a row lock or a "
-        "statement; past it the answer is a 503.",
+        "Seconds a request waits at most for the write lock (SQLite), or for a connection, a "
+        "row lock or a statement (PostgreSQL); past it the answer is a 503.",
         parse_positive_number, flag="--db-timeout",
     )  # fmt: skip
     spec_dir: Path = setting(

@@ -198,16 +198,21 @@ def test_a_write_into_a_file_deleted_meanwhile_is_not_acknowledged(tmp_path: Pat
             (tmp_path / "x.db").unlink()
 
 
-def test_a_thread_reopens_its_connection_when_the_file_is_replaced(tmp_path: Path) -> None:
-    path = tmp_path / "x.db"
+def test_a_replaced_file_is_never_adopted_and_the_original_put_back_is(tmp_path: Path) -> None:
+    path, kept = tmp_path / "x.db", tmp_path / "kept.db"
     db.init_db(path)
     backend = db.SqliteBackend(path)
     first = backend.connection()
     assert backend.connection() is first
+    os.link(path, kept)
     os.replace(make_database(tmp_path / "other.db", "replaced"), path)
+    with pytest.raises(StorageUnavailable) as raised:
+        backend.connection()
+    assert raised.value.detail == db.MOVED
+    os.replace(kept, path)  # the very file is back
     again = backend.connection()
     assert again is not first
-    assert [o["slug"] for o in repository.list_organizations(again)] == ["replaced"]
+    assert repository.list_organizations(again) == []
 
 
 def test_a_thread_without_its_database_file_gets_503(tmp_path: Path) -> None:

@@ -10,8 +10,9 @@ middlewares shallow copies of the scope, so they fill in the object, never scope
 from __future__ import annotations
 
 import contextvars
+import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 SCOPE_KEY = "clientkeys.exchange"
@@ -34,6 +35,9 @@ class Exchange:
     ops: bool = False
     """Answered by an operations endpoint (docs, health, metrics), outside the API."""
     status: int = 500
+    arrived: float = field(default_factory=time.monotonic)
+    """When the request arrived (time.monotonic): a write's wait for the database lock counts
+    from here, its wait for a handler thread included (`store.sqlite`)."""
 
     @property
     def validation_failed(self) -> bool:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib.util
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Any, Protocol
 
 from clientkeys.config import HasScope, Settings, is_postgres
 from clientkeys.core.errors import StorageUnavailable
+from clientkeys.runtime import exchange
 
 POSTGRES_MODULES = ("psycopg", "psycopg_pool")
 POSTGRES_INSTALL = "pip install 'clientkeys[postgres]'"
@@ -164,7 +166,7 @@ def open_backend(
         )
     from clientkeys.store.sqlite import SqliteBackend
 
-    return SqliteBackend(database, durability)
+    return SqliteBackend(database, durability, timeout)
 
 
 def backend_for(settings: Settings) -> Backend:
@@ -200,6 +202,14 @@ def connect(database: Path | str) -> Any:
 def init_db(database: Path | str) -> None:
     """Create the database (a SQLite file) and apply pending migrations (`Backend.init`)."""
     open_backend(database).init()
+
+
+def arrival() -> float:
+    """When the request being served arrived, or now outside a request: a write's wait for
+    the database lock counts from there (its wait for a handler thread included), so that
+    requests queued behind writes that wait for the lock do not wait in turns."""
+    current = exchange.current.get()
+    return time.monotonic() if current is None else min(current.arrived, time.monotonic())
 
 
 # Errors that escaped a connection ---------------------------------------------------------

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from clientkeys.core.errors import StorageUnavailable
 from clientkeys.runtime import metrics
 from clientkeys.store import faults
+from clientkeys.store.backend import arrival
 
 MAX_BATCH = 64
 """Writes one transaction takes at most before it commits, even with more queued."""
@@ -37,8 +38,18 @@ class Transactions(Protocol):
         (reopened if need be); a storage fault raises StorageUnavailable."""
         ...
 
-    def begin(self, conn: sqlite3.Connection) -> None:
-        """BEGIN IMMEDIATE, waiting while another process holds the write lock."""
+    @property
+    def timeout(self) -> float:
+        """Seconds a write waits at most for its turn and the write lock, together."""
+        ...
+
+    def begin(self, conn: sqlite3.Connection, deadline: float) -> None:
+        """BEGIN IMMEDIATE, waiting while another process holds the write lock, until
+        `deadline` (time.monotonic) at most."""
+        ...
+
+    def busy(self) -> StorageUnavailable:
+        """The fault of a write that waited its whole timeout (reported)."""
         ...
 
     def commit(self, conn: sqlite3.Connection) -> None:
@@ -80,10 +91,13 @@ class GroupCommit:
     @contextmanager
     def write(self, db: Any) -> Iterator[None]:
         """Run the block as one write of the open batch, through the writer's connection
-        (sqlite-utils' `db.conn` is swapped for the block); returns after its COMMIT."""
-        self._enter()
+        (sqlite-utils' `db.conn` is swapped for the block); returns after its COMMIT. Its wait
+        for the turn and for SQLite's lock together last `timeout` at most: then the busy fault
+        (however many queue, each write's clock starts when its request arrived)."""
+        deadline = arrival() + self.transactions.timeout
+        self._enter(deadline)
         try:
-            batch = self._begin()
+            batch = self._begin(deadline)
         except BaseException:
             self._end_turn(None)
             raise
@@ -109,15 +123,21 @@ class GroupCommit:
             raise _again(batch.fault) from batch.fault
         faults.recovered()
 
-    def _enter(self) -> None:
-        """Wait for this process's turn to write (counted as a wait for the process lock)."""
+    def _enter(self, deadline: float) -> None:
+        """Wait for this process's turn to write, until `deadline` at most (then the busy
+        fault); counted as a wait for the process lock."""
         with self.turn:
             if self.busy:
                 started = time.monotonic()
                 self.queued += 1
-                while self.busy:
-                    self.turn.wait()
-                self.queued -= 1
+                try:
+                    while self.busy:
+                        left = deadline - time.monotonic()
+                        if left <= 0:
+                            raise self.transactions.busy()
+                        self.turn.wait(left)
+                finally:
+                    self.queued -= 1
                 metrics.lock_waited("process", time.monotonic() - started)
             self.busy = True
 
@@ -137,11 +157,11 @@ class GroupCommit:
             self.turn.notify()
             return False
 
-    def _begin(self) -> _Batch:
+    def _begin(self, deadline: float) -> _Batch:
         """The open batch, or a new transaction for one (on a fresh connection if need be)."""
         if self.batch is None:
             conn = self.transactions.writer()
-            self.transactions.begin(conn)
+            self.transactions.begin(conn, deadline)
             self.batch = _Batch(conn)
         return self.batch
 

@@ -36,7 +36,7 @@ from clientkeys.config import redacted
 from clientkeys.core.errors import StorageFull, StorageUnavailable
 from clientkeys.runtime import metrics
 from clientkeys.store import faults, schema
-from clientkeys.store.backend import IntegrityError
+from clientkeys.store.backend import IntegrityError, arrival
 
 DIALECT = "postgresql"
 START_LOCK = schema.MIGRATION_LOCK + 1
@@ -50,12 +50,13 @@ READ_ONLY = (
     "The database is read-only: a standby, or a server or role set to read-only transactions."
 )
 LOCKED = "A row stayed locked by another writer for longer than the lock timeout."
+STATEMENT_TIMEOUT = "The database did not answer within the statement timeout."
 Connection = psycopg.Connection[tuple[Any, ...]]
 
 _SQLSTATES: dict[str, str] = {
     "25006": READ_ONLY,
     "55P03": LOCKED,
-    "57014": "The database did not answer within the statement timeout.",
+    "57014": STATEMENT_TIMEOUT,
     "57P01": UNREACHABLE,
     "57P02": UNREACHABLE,
     "57P03": UNREACHABLE,
@@ -217,6 +218,7 @@ def write(database: Database) -> Iterator[Database]:
     acknowledged (a COMMIT that failed may or may not have been applied, and is answered 503)."""
     try:
         with database.conn.transaction():
+            _bound_lock_wait(database)
             yield database
     except psycopg.Error as exc:
         fault = database.fault(exc)
@@ -269,6 +271,14 @@ def _at_start(url: str) -> Iterator[None]:
             yield
     except StorageUnavailable as fault:
         raise type(fault)(f"Cannot use the database {redacted(url)}: {fault.detail}") from fault
+
+
+def _bound_lock_wait(database: Database) -> None:
+    """The transaction's row-lock waits end at its request's deadline (arrival + timeout), not
+    a whole timeout after each statement starts: a request that queued for a handler thread or
+    a connection has that much less left (1 ms at least: an uncontended lock is still taken)."""
+    left = arrival() + database.backend.timeout - time.monotonic()
+    database.conn.execute(f"SET LOCAL lock_timeout = {max(1, int(left * 1000))}")
 
 
 def _write_health(database: Database) -> None:

@@ -5,9 +5,15 @@ What a write guarantees (a second backend must keep the same promises):
 
 - `write` runs its block in one transaction that holds the write lock from its first statement
   (BEGIN IMMEDIATE), so a read-modify-write inside it sees no concurrent change;
-- it returns only after COMMIT, synced as `durability` says, and after checking that the file
-  at the configured path is still the one written to: a write into a deleted or replaced file
-  is a fault, never an acknowledgement;
+- it returns only after COMMIT, synced as `durability` says, and after checking, before the
+  COMMIT and after it, that the database file and its -wal at the configured path are still
+  the ones written to (device and inode): a write into a deleted or replaced file is a fault,
+  never an acknowledgement, and what was committed before is checkpointed into the file the
+  connection holds (`_save`);
+- a connection is opened only on the files the backend first opened (`_Files`): a replaced
+  database, or a -wal that is not the one in use, is a fault, never adopted;
+- its wait for the write lock (this process's queue and SQLite's lock together) ends at the
+  request's arrival plus `timeout` (`db_timeout`): then the busy fault;
 - concurrent writes of one process may share that transaction and its COMMIT (group commit,
   one fsync for all): each in its own savepoint, so a write that raises undoes itself only,
   and a fault of the shared transaction fails all of them;
@@ -35,16 +41,23 @@ from sqlite_utils import Database
 from clientkeys.core.errors import StorageFull, StorageUnavailable
 from clientkeys.runtime import metrics
 from clientkeys.store import faults, schema
-from clientkeys.store.backend import IntegrityError
+from clientkeys.store.backend import IntegrityError, arrival
 from clientkeys.store.group_commit import GroupCommit
 
-BUSY_TIMEOUT_MS = 10_000
+BUSY_TIMEOUT_MS = 5_000
+"""How long a write waits at most for the write lock, by default (the `db_timeout` setting's)."""
+BUSY_TIMEOUT_S = BUSY_TIMEOUT_MS / 1000
 DURABILITY = {"full": "FULL", "normal": "NORMAL"}
 """The `durability` setting -> SQLite's synchronous mode (in WAL). `full` syncs the WAL to disk
 at every commit: an acknowledged write survives a power cut. `normal` leaves that to the OS:
 it survives a crash of the server (kill -9), not of the machine, and costs no fsync."""
 
 MOVED = "The database file was deleted or replaced while the server was running: put it back."
+WAL_GONE = (
+    "The database's write-ahead log (its -wal file) was deleted or replaced while the server "
+    "was running: restart the server (what it acknowledged is in the database file)."
+)
+BUSY = "The database stayed locked by another writer for longer than the lock timeout."
 READ_ONLY = (
     "The database is read-only: check the permissions of its file and folder, and its file system."
 )
@@ -61,10 +74,7 @@ _FAULTS: dict[int, tuple[type[StorageUnavailable], str]] = {
     ),
     sqlite3.SQLITE_CORRUPT: (StorageUnavailable, "The database file is damaged."),
     sqlite3.SQLITE_NOTADB: (StorageUnavailable, "The database file is not a database."),
-    sqlite3.SQLITE_BUSY: (
-        StorageUnavailable,
-        f"The database stayed locked by another writer for {BUSY_TIMEOUT_MS // 1000} s.",
-    ),
+    sqlite3.SQLITE_BUSY: (StorageUnavailable, BUSY),
     sqlite3.SQLITE_PERM: (StorageUnavailable, "Access to the database file was denied."),
     sqlite3.SQLITE_NOMEM: (StorageUnavailable, "The database ran out of memory."),
     sqlite3.SQLITE_PROTOCOL: (StorageUnavailable, "The database's file locking failed."),
@@ -99,10 +109,12 @@ def reported_fault(exc: BaseException) -> StorageUnavailable | None:
 
 class _Connection(sqlite3.Connection):
     """A connection to one file that raises storage faults as domain errors (`fault_of`),
-    remembers that it saw one (`broken`), and which file it opened (`identity`)."""
+    remembers that it saw one (`broken`), and which files it opened (`identity` of the database,
+    `wal_identity` of its write-ahead log, None when it has none)."""
 
     path = ""
     identity: tuple[int, int] | None = None
+    wal_identity: tuple[int, int] | None = None
     broken = False
 
     def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
@@ -142,11 +154,24 @@ def _identity(path: str) -> tuple[int, int] | None:
     return stat.st_dev, stat.st_ino
 
 
-def _in_place(conn: sqlite3.Connection) -> bool:
-    """Whether `conn` saw no fault and its file is still the one at its path."""
+def _moved(conn: sqlite3.Connection) -> str | None:
+    """Which of the files `conn` writes to is no longer the one at its path (`MOVED` for the
+    database, `WAL_GONE` for its -wal), or None."""
     if not isinstance(conn, _Connection):
-        return True  # an in-memory database or one opened elsewhere
-    return not conn.broken and _identity(conn.path) == conn.identity
+        return None  # an in-memory database or one opened elsewhere
+    if _identity(conn.path) != conn.identity:
+        return MOVED
+    if conn.wal_identity is not None and _identity(conn.path + "-wal") != conn.wal_identity:
+        # The -wal goes too once the last connection to a replaced file closes: name the cause.
+        return MOVED if _identity(conn.path) != conn.identity else WAL_GONE
+    return None
+
+
+def _in_place(conn: sqlite3.Connection) -> bool:
+    """Whether `conn` saw no fault and its files are still the ones at their paths."""
+    if not isinstance(conn, _Connection):
+        return True
+    return not conn.broken and _moved(conn) is None
 
 
 class SqliteConnection(Database):
@@ -168,17 +193,27 @@ class SqliteConnection(Database):
         self.group = group
 
 
-def open_file(path: Path | str, *, durability: str = "full", create: bool = False) -> _Connection:
+def open_file(
+    path: Path | str,
+    *,
+    durability: str = "full",
+    create: bool = False,
+    timeout: float = BUSY_TIMEOUT_S,
+    files: _Files | None = None,
+) -> _Connection:
     """Open one sqlite3 connection to the database file at `path` (created only with `create`):
     a busy timeout, foreign keys on, the `durability`'s synchronous mode. A file that cannot be
-    opened raises StorageUnavailable."""
+    opened raises StorageUnavailable; so does, with `files` (what a backend opened first), a
+    database or -wal file that is not the one the backend opened: never adopted."""
     target = os.path.abspath(path)
     mode = "rwc" if create else "rw"
+    if files is not None:
+        files.check(target)  # before SQLite reads anything: a stranger's -wal is never replayed
     try:
         conn = sqlite3.connect(
             f"file:{quote(target)}?mode={mode}",
             uri=True,
-            timeout=BUSY_TIMEOUT_MS / 1000,
+            timeout=timeout,
             isolation_level=None,
             check_same_thread=False,
             factory=_Connection,
@@ -191,12 +226,80 @@ def open_file(path: Path | str, *, durability: str = "full", create: bool = Fals
     # read-only after the permission comes back: use it for this request only.
     conn.broken = not os.access(target, os.W_OK)
     try:
+        if files is not None:
+            # Checked again before anything is read: a connection that read a replacement file
+            # through the original's -wal would, closing as that file's last, checkpoint the
+            # original's acknowledged writes into it and delete them.
+            files.check(target)
+            files.adopt_database(conn)
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute(f"PRAGMA synchronous = {DURABILITY[durability]}")
+        conn.execute("PRAGMA schema_version").fetchone()  # a read: SQLite opens the -wal now
+        conn.wal_identity = _identity(target + "-wal")
+        if files is not None:
+            files.adopt(conn)
     except BaseException:
         conn.close()
         raise
     return conn
+
+
+class _Files:
+    """The identities of the database file and of its -wal as a backend first opened them:
+    a connection is opened only on these files (a replaced or deleted one is a fault until the
+    very file is back). Forgotten when the backend closes everything (`SqliteBackend.close`):
+    SQLite deletes the -wal when the last connection closes, and a later one makes a new one."""
+
+    def __init__(self, path: str) -> None:
+        self.database = _identity(path)
+        """Taken when the backend is made (a worker starts): a worker that writes only after
+        the file was replaced must not adopt the replacement either."""
+        self.wal: tuple[int, int] | None = None
+        self.lock = threading.Lock()
+
+    def check(self, path: str) -> None:
+        """StorageUnavailable (reported) unless the files at `path` are the ones first opened."""
+        with self.lock:
+            detail = None
+            found = _identity(path)
+            if found is None:
+                pass  # nothing there: SQLite says it cannot open it (and creates nothing)
+            elif self.database is not None and found != self.database:
+                detail = MOVED
+            elif (self.wal is not None and _identity(path + "-wal") != self.wal) or (
+                # SQLite makes the -wal before the -shm and removes both on its last close:
+                # a -shm alone means the -wal another process writes to was deleted.
+                not os.path.exists(path + "-wal") and os.path.exists(path + "-shm")
+            ):
+                detail = MOVED if _identity(path) != self.database else WAL_GONE
+        if detail is not None:
+            fault = StorageUnavailable(detail)
+            _report(fault, None)
+            raise fault
+
+    def adopt_database(self, conn: _Connection) -> None:
+        """MOVED (reported) unless `conn`'s database file is the one first opened."""
+        with self.lock:
+            if self.database is None:
+                self.database = conn.identity
+            same = conn.identity == self.database
+        if not same:
+            fault = StorageUnavailable(MOVED)
+            _report(fault, None)
+            raise fault
+
+    def adopt(self, conn: _Connection) -> None:
+        """Remember the files of the first connection; a later one must be on the same."""
+        with self.lock:
+            if self.database is None:
+                self.database = conn.identity
+            if self.wal is None:
+                self.wal = conn.wal_identity
+            same = (conn.identity, conn.wal_identity or self.wal) == (self.database, self.wal)
+        if not same:
+            fault = StorageUnavailable(MOVED if conn.identity != self.database else WAL_GONE)
+            _report(fault, None)
+            raise fault
 
 
 def connect(
@@ -242,10 +345,15 @@ class SqliteBackend:
     """Nothing ends a SELECT whose rows a write will change: SQLite's write transaction already
     holds the whole database."""
 
-    def __init__(self, path: Path | str, durability: str = "full") -> None:
+    def __init__(
+        self, path: Path | str, durability: str = "full", timeout: float = BUSY_TIMEOUT_S
+    ) -> None:
         self.database = path
         self.path = os.path.abspath(path)
         self.durability = durability
+        self.timeout = timeout
+        """Seconds a write waits at most for the write lock (`db_timeout`), queue included."""
+        self.files = _Files(self.path)
         self.write_lock = threading.Lock()
         """Taken by the writes of this backend's own connections (`connect`): threads of this
         process queue here, so at most one at a time asks SQLite for the write lock."""
@@ -260,7 +368,7 @@ class SqliteBackend:
     def connect(self, *, create: bool = False) -> SqliteConnection:
         """A connection of its own (the commands, start checks), closed when the `with` block
         ends; it writes its own transactions."""
-        conn = open_file(self.path, durability=self.durability, create=create)
+        conn = open_file(self.path, durability=self.durability, create=create, timeout=self.timeout)
         return SqliteConnection(conn, self, lock=self.write_lock)
 
     def connection(self) -> SqliteConnection:
@@ -271,12 +379,9 @@ class SqliteBackend:
         if database is not None and not _in_place(database.conn):
             _close_quietly(database)
             database = self._local.connection = None
-            if _identity(self.path) is None:
-                fault = StorageUnavailable(MOVED)
-                _report(fault, None)
-                raise fault
+            _gone(self.path)
         if database is None:
-            conn = open_file(self.path, durability=self.durability)
+            conn = self._open()
             database = SqliteConnection(conn, self, lock=self.write_lock, group=self.group)
             self._local.connection = database
             with self._opened_lock:
@@ -298,6 +403,13 @@ class SqliteBackend:
             writer, self._writer = self._writer, None
         if writer is not None:
             _close_quietly(writer)
+        self.files = _Files(self.path)
+
+    def _open(self) -> _Connection:
+        """A new connection for a thread or the writer, on the files first opened only."""
+        return open_file(
+            self.path, durability=self.durability, timeout=self.timeout, files=self.files
+        )
 
     # Schema, start checks, readiness ----------------------------------------------------
 
@@ -306,9 +418,11 @@ class SqliteBackend:
         that cannot be opened (or migrated) raises StorageUnavailable with a one-line message
         naming the file. A migrated database that is read-only passes: the commands that only
         read work on it; `serve` asks `check_writable` too."""
-        with _at_start(self.database), self.connect(create=True) as db:
-            db.execute("PRAGMA journal_mode = WAL")
-            self.migrate(db)
+        with _at_start(self.database):
+            _refuse_orphans(self.path)
+            with self.connect(create=True) as db:
+                db.execute("PRAGMA journal_mode = WAL")
+                self.migrate(db)
 
     def check_writable(self) -> None:
         """StorageUnavailable, with a one-line message naming the file, unless a transaction
@@ -379,22 +493,25 @@ class SqliteBackend:
         if self._writer is not None and not _in_place(self._writer):
             _close_quietly(self._writer)
             self._writer = None
-            if _identity(self.path) is None:
-                fault = StorageUnavailable(MOVED)
-                _report(fault, None)
-                raise fault
+            _gone(self.path)
         if self._writer is None:
-            self._writer = open_file(self.path, durability=self.durability)
+            self._writer = self._open()
             # Only the writer whose turn it is uses it, and `begin` retries.
             self._writer.execute("PRAGMA busy_timeout = 0")
         return self._writer
 
-    def begin(self, conn: sqlite3.Connection) -> None:
-        _begin_immediate(conn, retried=True)
+    def begin(self, conn: sqlite3.Connection, deadline: float) -> None:
+        _begin_immediate(conn, deadline, retried=True)
 
     def commit(self, conn: sqlite3.Connection) -> None:
+        _check_in_place(conn)
         conn.execute("COMMIT")
         _check_in_place(conn)
+
+    def busy(self) -> StorageUnavailable:
+        fault = StorageUnavailable(BUSY)
+        _report(fault, None)
+        return fault
 
     def rollback(self, conn: sqlite3.Connection) -> None:
         rollback(conn)
@@ -450,10 +567,12 @@ def write(db: SqliteConnection) -> Iterator[SqliteConnection]:
             yield db
         return
     conn = db.conn
-    with _locked(db.lock):
-        _begin_immediate(conn)
+    deadline = arrival() + db.backend.timeout
+    with _locked(db.lock, deadline):
+        _begin_immediate(conn, deadline)
         try:
             yield db
+            _check_in_place(conn)
             conn.execute("COMMIT")
         except BaseException:
             rollback(conn)
@@ -463,12 +582,49 @@ def write(db: SqliteConnection) -> Iterator[SqliteConnection]:
 
 
 def _check_in_place(conn: sqlite3.Connection) -> None:
-    """After a COMMIT: a fault unless the file at the configured path is the one written to."""
-    if not _in_place(conn):
+    """Before and after a COMMIT: a fault unless the database and -wal files at the configured
+    path are the ones written to. What was committed before the change is saved into the
+    database file this connection holds open (`_save`): it is what the operator gets back."""
+    detail = _moved(conn)
+    if detail is None:
+        return
+    fault = StorageUnavailable(detail)
+    _mark_broken(conn)
+    _report(fault, None)
+    _save(conn)
+    raise fault
+
+
+def _gone(path: str) -> None:
+    """After closing a connection whose file changed: MOVED (reported) if none is there now."""
+    if _identity(path) is None:
         fault = StorageUnavailable(MOVED)
-        _mark_broken(conn)
         _report(fault, None)
         raise fault
+
+
+def _save(conn: sqlite3.Connection) -> None:
+    """Roll back what is open, then copy the -wal this connection holds into the database file
+    it holds (a checkpoint): through their open descriptors, whatever the paths now name. Its
+    -wal left empty, a replacement file at the path cannot get its pages."""
+    rollback(conn)
+    try:
+        sqlite3.Connection.execute(conn, "PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    except sqlite3.Error:
+        pass  # another connection holding the same files checkpoints them when it closes
+
+
+def _refuse_orphans(path: str) -> None:
+    """At start: a -wal or -shm without its database is somebody's acknowledged writes, not a
+    new database: StorageUnavailable (refused), never an empty file beside them."""
+    if os.path.exists(path):
+        return
+    for suffix in ("-wal", "-shm"):
+        if os.path.exists(path + suffix):
+            raise StorageUnavailable(
+                f"its {suffix} file {path + suffix} is there without the database file: put "
+                "the database back (or move both away to start anew)."
+            )
 
 
 def rollback(conn: sqlite3.Connection) -> None:
@@ -482,11 +638,13 @@ def rollback(conn: sqlite3.Connection) -> None:
 
 
 @contextmanager
-def _locked(lock: threading.Lock) -> Iterator[None]:
-    """Hold `lock`; a wait for it (another thread of this process writes) is counted."""
+def _locked(lock: threading.Lock, deadline: float) -> Iterator[None]:
+    """Hold `lock`, waiting until `deadline` at most (then StorageUnavailable); a wait for it
+    (another thread of this process writes) is counted."""
     if not lock.acquire(blocking=False):
         started = time.monotonic()
-        lock.acquire()
+        if not lock.acquire(timeout=max(0.0, deadline - started)):
+            raise StorageUnavailable(BUSY)
         metrics.lock_waited("process", time.monotonic() - started)
     try:
         yield
@@ -494,12 +652,13 @@ def _locked(lock: threading.Lock) -> Iterator[None]:
         lock.release()
 
 
-def _begin_immediate(conn: sqlite3.Connection, retried: bool = False) -> None:
+def _begin_immediate(conn: sqlite3.Connection, deadline: float, retried: bool = False) -> None:
     """BEGIN IMMEDIATE, retried every few ms while another process holds the write lock, up to
-    the busy timeout. `retried`: the connection's own busy timeout is already 0."""
+    `deadline` (the write's own: its wait in this process's queue counts). `retried`: the
+    connection's own busy timeout is already 0."""
     started = time.monotonic()
-    deadline = started + BUSY_TIMEOUT_MS / 1000
     pause, waited = 0.0005, False
+    busy_ms = int(sqlite3.Connection.execute(conn, "PRAGMA busy_timeout").fetchone()[0])
     if not retried:
         conn.execute("PRAGMA busy_timeout = 0")
     try:
@@ -512,10 +671,10 @@ def _begin_immediate(conn: sqlite3.Connection, retried: bool = False) -> None:
                 if not busy or time.monotonic() > deadline:
                     raise _fault(conn, exc) from exc
                 waited = True
-                time.sleep(pause)
+                time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
                 pause = min(pause * 1.5, 0.005)
     finally:
         if not retried:
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute(f"PRAGMA busy_timeout = {busy_ms}")
     if waited:  # another process held SQLite's write lock
         metrics.lock_waited("sqlite", time.monotonic() - started)
