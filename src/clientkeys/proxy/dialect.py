@@ -1,14 +1,14 @@
 """How the proxy words its refusals: our own spec as a validating clientkeys answers (Sentry's
-dialect, plus the two answers serve gives that a mock need not), any other document with its
+dialect, plus serve's refusal of unknown query parameters), any other document with its
 own documented errors (`asgi.DocumentedErrors`)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import orjson
 
+from clientkeys.core.sentry import unknown_query_parameters
 from clientkeys.openapi.asgi import DocumentedErrors, ErrorDialect, _json
 from clientkeys.openapi.operations import Operation
 from clientkeys.openapi.requests import UNKNOWN_PARAMETER, Incoming, Problem
@@ -17,21 +17,14 @@ from clientkeys.openapi.sentry import SentryErrors
 
 
 class ServeErrors(SentryErrors):
-    """Sentry's dialect as serve speaks it: unknown query parameters are refused (serve
-    validates strictly) and a body that does not parse is named in Python's words."""
+    """Sentry's dialect as serve speaks it, with unknown query parameters refused (serve
+    validates strictly; the proxy finds them with the pipeline's `strict_query`)."""
 
     def invalid(self, operation: Operation, problems: list[Problem], incoming: Incoming) -> Answer:
-        """Unknown query parameters first, then a body that is not JSON, then Sentry's."""
-        unknown = sorted(p.name for p in problems if p.message == UNKNOWN_PARAMETER)
+        """Unknown query parameters first, then Sentry's."""
+        unknown = [p.name for p in problems if p.message == UNKNOWN_PARAMETER]
         if unknown:
-            return _json(
-                400, {"detail": f"Extra query parameter(s) {','.join(unknown)} not in spec"}
-            )
-        if any(p.location == "body" for p in problems) and not _is_parameter(problems):
-            try:
-                json.loads(incoming.body.decode("utf-8"))
-            except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-                return _json(400, {"detail": f"JSON parse error - {exc}"})
+            return _json(400, {"detail": unknown_query_parameters(unknown)})
         return super().invalid(operation, problems, incoming)
 
     def refuse(self, operation: Operation, incoming: Incoming) -> Answer | None:
@@ -45,10 +38,6 @@ class ServeErrors(SentryErrors):
             return problem.message
         detail = orjson.loads(self.invalid(operation, [problem], incoming).body).get("detail")
         return detail if isinstance(detail, str) else problem.message
-
-
-def _is_parameter(problems: list[Problem]) -> bool:
-    return any(p.location != "body" for p in problems)
 
 
 def dialect_for(spec_file: Path, own_spec: Path) -> type[ErrorDialect]:
